@@ -1,0 +1,52 @@
+# SPDX-License-Identifier: Apache-2.0
+# The two commands a newcomer needs: `make run` and `make check`.
+# Both do all set-up on a fresh Debian 12 machine (as root) first.
+
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+DATA_DIR   ?= /var/lib/kvmcloud
+CACHE_DIR  ?= /var/cache/kvmcloud
+IMAGE      := $(CACHE_DIR)/test-image/kctest.qcow2
+
+.PHONY: all bootstrap build build-asan image run check check-long bench format clean
+
+all: build
+
+bootstrap:
+	scripts/bootstrap.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD)
+
+build: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+$(BUILD_ASAN)/build.ninja:
+	meson setup $(BUILD_ASAN) -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+
+build-asan: $(BUILD_ASAN)/build.ninja
+	ninja -C $(BUILD_ASAN)
+
+image:
+	scripts/build-test-image.sh $(CACHE_DIR)/test-image
+
+# Set up, build, start the all-in-one server, boot one VM; runs until Ctrl-C.
+run: bootstrap
+	$(MAKE) build image
+	scripts/run.sh $(BUILD) $(DATA_DIR) $(IMAGE)
+
+# Set up, build (plain and with sanitizers), run every test.
+check: bootstrap
+	$(MAKE) build build-asan image
+	python3 tests/harness.py --build $(BUILD) --build-asan $(BUILD_ASAN) --image $(IMAGE)
+
+# Long scenarios and benchmarks (not part of `make check`).
+check-long bench: bootstrap
+	$(MAKE) build image
+	bench/vm_create.sh $(BUILD) $(IMAGE)
+
+format:
+	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c' 'tests/*.h')
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)
