@@ -12,9 +12,9 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 OK = re.compile(r"^ok\b")
@@ -66,6 +66,28 @@ def meson_tests(build_dir):
     return json.loads(out)
 
 
+def reset_e2e_data(data):
+    """A clean data folder and storage pool for the end-to-end tests.
+
+    Only the KVM probe's cached verdict (accel.json) survives from an earlier
+    run: it is keyed by kernel, QEMU and libvirt versions and would only cost
+    the probe's time again."""
+    virsh = ["virsh", "-q", "-c", "qemu:///system"]
+    for cmd in (["pool-destroy", "kce2e"], ["pool-undefine", "kce2e"]):
+        subprocess.run(virsh + cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.makedirs(data, exist_ok=True)
+    for name in os.listdir(data):
+        if name == "accel.json":
+            continue
+        path = os.path.join(data, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+    os.chmod(data, 0o755)
+    return data
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
@@ -102,8 +124,7 @@ def main():
 
     # 2. End-to-end scripts against real libvirtd + QEMU (TCG), plain build.
     e2e_dir = os.path.join(root, "tests", "e2e")
-    data = tempfile.mkdtemp(prefix="kc-e2e-", dir="/var/tmp")
-    os.chmod(data, 0o755)
+    data = reset_e2e_data("/var/tmp/kvmcloud-e2e")
     env = dict(os.environ)
     env.update({"KC_BUILD": os.path.abspath(args.build), "KC_IMAGE": args.image,
                 "KC_E2E_DATA": data, "KC_ROOT": root})
