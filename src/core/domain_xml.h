@@ -11,7 +11,7 @@
 #include "error.h"
 #include "vmspec.h"
 
-/* Validates the def (names, counts, one CD-ROM at most, paths absolute)
+/* Validates the def (names, counts, targets matching their bus, paths absolute)
  * and returns malloc'd XML in *ret_xml.  *ret_xml untouched on failure. */
 int kc_domain_xml_build(const struct kc_domain_def *def, char **ret_xml, struct kc_error *err);
 

@@ -36,7 +36,9 @@ enum kc_nic_type { KC_NIC_USER = 0, KC_NIC_NETWORK, KC_NIC_BRIDGE };
 enum kc_graphics { KC_GRAPHICS_NONE = 0, KC_GRAPHICS_VNC };
 enum kc_boot_dev { KC_BOOT_HD = 0, KC_BOOT_CDROM, KC_BOOT_NETWORK };
 enum kc_disk_device { KC_DEVICE_DISK = 0, KC_DEVICE_CDROM };
-enum kc_disk_bus { KC_BUS_VIRTIO = 0, KC_BUS_SATA };
+/* IDE is what a CD-ROM on the default `pc` machine needs when the guest
+ * kernel has no AHCI (SATA) driver, as many cloud kernels do. */
+enum kc_disk_bus { KC_BUS_VIRTIO = 0, KC_BUS_SATA, KC_BUS_IDE };
 enum kc_disk_format { KC_FORMAT_QCOW2 = 0, KC_FORMAT_RAW };
 
 const char *kc_accel_name(enum kc_accel a);              /* "tcg" / "kvm" */
@@ -88,7 +90,7 @@ struct kc_disk_def {
 	enum kc_disk_bus bus;
 	enum kc_disk_format format;
 	char *path;          /* owned */
-	char target[8];      /* "vda", "sda" */
+	char target[8];      /* "vda", "sda", "hda" */
 	bool readonly;
 };
 
