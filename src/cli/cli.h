@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cli.h - the kvmcloud command line: a table of verbs (OpenBSD vmctl
+ * style).  Adding a verb is adding a row to kc_verbs[] in verbs.c.
+ *
+ * Exit status: 0 success, 1 failure (server error or unreachable server),
+ * 2 usage error (the verb's usage line is printed).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "args.h"
+#include "error.h"
+#include "http.h"
+
+enum { KC_EXIT_OK = 0, KC_EXIT_FAIL = 1, KC_EXIT_USAGE = 2 };
+
+struct kc_global_flags;
+
+struct kc_cli {
+	const struct kc_global_flags *flags;
+	struct kc_client *client; /* made by kc_cli_client() on first use */
+	bool json;		  /* print the server's JSON instead of tables */
+	FILE *out;
+	const struct kc_verb *verb;
+};
+
+struct kc_verb {
+	const char *noun;
+	const char *verb;
+	int (*fn)(struct kc_cli *cli, const struct kc_args *a);
+	const char *usage; /* after "kvmcloud " */
+	int min_args, max_args;
+	const struct kc_optdef *opts;
+};
+
+extern const struct kc_verb kc_verbs[];
+
+/* The row for "NOUN VERB", or NULL. */
+const struct kc_verb *kc_verb_find(const char *noun, const char *verb);
+
+/* The whole program: argv as main() gets it; returns the exit status. */
+int kc_cli_main(int argc, char **argv);
+
+/* The API client: settings and token are resolved on first use, so that
+ * usage errors are reported before a missing token is.  NULL with err set
+ * on failure. */
+struct kc_client *kc_cli_client(struct kc_cli *cli, struct kc_error *err);
+
+/* Prints "kvmcloud: <message>" on stderr and returns the exit status for
+ * it: 2 with the verb's usage line for KC_ERR_INVALID from local checks
+ * when `usage` is true, else 1. */
+int kc_cli_fail(const struct kc_cli *cli, const struct kc_error *err, bool usage);
+
+/* Verb functions (cmd_host.c, cmd_vm.c, cmd_log.c, console.c). */
+int kc_cmd_host_list(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_host_show(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_host_check(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_vm_list(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_vm_show(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_vm_create(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_vm_action(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_vm_shutdown(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_vm_delete(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_vm_log(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_vm_console(struct kc_cli *cli, const struct kc_args *a);

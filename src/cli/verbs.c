@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "cli.h"
+
+#include <string.h>
+
+static const struct kc_optdef no_opts[] = {{NULL, 0}};
+static const struct kc_optdef host_check_opts[] = {{"probe", KC_OPT_FLAG}, {NULL, 0}};
+static const struct kc_optdef vm_create_opts[] = {
+	{"image", KC_OPT_VALUE},     {"memory", KC_OPT_VALUE},
+	{"vcpus", KC_OPT_VALUE},     {"disk-size", KC_OPT_VALUE},
+	{"data-disk", KC_OPT_LIST},  {"iso", KC_OPT_VALUE},
+	{"nic", KC_OPT_LIST},	     {"boot", KC_OPT_VALUE},
+	{"graphics", KC_OPT_VALUE},  {"autostart", KC_OPT_FLAG},
+	{"no-start", KC_OPT_FLAG},   {"hostname", KC_OPT_VALUE},
+	{"user-data", KC_OPT_VALUE}, {NULL, 0},
+};
+static const struct kc_optdef vm_shutdown_opts[] = {
+	{"timeout", KC_OPT_VALUE}, {"no-force", KC_OPT_FLAG}, {NULL, 0}};
+static const struct kc_optdef vm_delete_opts[] = {{"keep-disks", KC_OPT_FLAG}, {NULL, 0}};
+static const struct kc_optdef vm_log_opts[] = {{"tail", KC_OPT_VALUE},
+					       {"follow", KC_OPT_FLAG},
+					       {"until", KC_OPT_VALUE},
+					       {"timeout", KC_OPT_VALUE},
+					       {NULL, 0}};
+
+const struct kc_verb kc_verbs[] = {
+	{"host", "list", kc_cmd_host_list, "host list", 0, 0, no_opts},
+	{"host", "show", kc_cmd_host_show, "host show NAME", 1, 1, no_opts},
+	{"host", "check", kc_cmd_host_check, "host check NAME [--probe]", 1, 1, host_check_opts},
+	{"vm", "list", kc_cmd_vm_list, "vm list", 0, 0, no_opts},
+	{"vm", "show", kc_cmd_vm_show, "vm show NAME", 1, 1, no_opts},
+	{"vm", "create", kc_cmd_vm_create,
+	 "vm create NAME --image IMG --memory MIB [--vcpus N] [--disk-size GIB] "
+	 "[--data-disk GIB]... [--iso NAME] [--nic user|network=NAME|bridge=NAME[,mac=MAC]]... "
+	 "[--boot hd,cdrom,network] [--graphics none|vnc] [--autostart] [--no-start] "
+	 "[--hostname H] [--user-data FILE]",
+	 1, 1, vm_create_opts},
+	{"vm", "start", kc_cmd_vm_action, "vm start NAME", 1, 1, no_opts},
+	{"vm", "shutdown", kc_cmd_vm_shutdown, "vm shutdown NAME [--timeout S] [--no-force]", 1, 1,
+	 vm_shutdown_opts},
+	{"vm", "reboot", kc_cmd_vm_action, "vm reboot NAME", 1, 1, no_opts},
+	{"vm", "destroy", kc_cmd_vm_action, "vm destroy NAME", 1, 1, no_opts},
+	{"vm", "delete", kc_cmd_vm_delete, "vm delete NAME [--keep-disks]", 1, 1, vm_delete_opts},
+	{"vm", "console", kc_cmd_vm_console, "vm console NAME", 1, 1, no_opts},
+	{"vm", "log", kc_cmd_vm_log,
+	 "vm log NAME [--tail BYTES] [--follow] [--until REGEX] [--timeout S]", 1, 1, vm_log_opts},
+	{NULL, NULL, NULL, NULL, 0, 0, NULL},
+};
+
+const struct kc_verb *kc_verb_find(const char *noun, const char *verb)
+{
+	for (const struct kc_verb *v = kc_verbs; v->noun; v++)
+		if (strcmp(v->noun, noun) == 0 && strcmp(v->verb, verb) == 0)
+			return v;
+	return NULL;
+}
