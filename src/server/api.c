@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * api.c - the route table and the dispatcher.
+ *
+ * We route ourselves instead of registering one ulfius endpoint per route:
+ * ulfius answers unknown routes and wrong methods with plain-text bodies,
+ * while docs/api.md wants JSON errors, 405 for a wrong method, and the same
+ * authentication step in front of every route but one.
+ */
+#include "api.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth.h"
+#include "cleanup.h"
+#include "http_util.h"
+#include "validate.h"
+
+typedef int (*kc_handler_fn)(struct kc_call *c, struct kc_error *err);
+
+struct kc_route {
+	const char *method;
+	const char *pattern; /* segments; ":vm" / ":host" is the name parameter */
+	kc_handler_fn fn;
+	bool public; /* no token needed: only openapi.json */
+};
+
+static const struct kc_route routes[] = {
+	{"GET", "/api/v1/openapi.json", kc_api_openapi, true},
+	{"GET", "/api/v1/hosts", kc_api_hosts_list, false},
+	{"GET", "/api/v1/hosts/:host", kc_api_host_show, false},
+	{"POST", "/api/v1/hosts/:host/check", kc_api_host_check, false},
+	{"GET", "/api/v1/vms", kc_api_vms_list, false},
+	{"POST", "/api/v1/vms", kc_api_vm_create, false},
+	{"GET", "/api/v1/vms/:vm", kc_api_vm_show, false},
+	{"DELETE", "/api/v1/vms/:vm", kc_api_vm_delete, false},
+	{"POST", "/api/v1/vms/:vm/start", kc_api_vm_start, false},
+	{"POST", "/api/v1/vms/:vm/shutdown", kc_api_vm_shutdown, false},
+	{"POST", "/api/v1/vms/:vm/reboot", kc_api_vm_reboot, false},
+	{"POST", "/api/v1/vms/:vm/destroy", kc_api_vm_destroy, false},
+	{"GET", "/api/v1/vms/:vm/log", kc_api_vm_log, false},
+	{"GET", "/api/v1/vms/:vm/console", kc_api_vm_console, false},
+};
+
+#define MAX_PATH_LEN 1024
+#define MAX_SEGMENTS 8
+
+/* Splits a path on '/' into at most MAX_SEGMENTS non-empty segments, in
+ * place.  Returns the count, or -1 if there are too many. */
+static int split_path(char *path, char **segs)
+{
+	int n = 0;
+
+	for (char *save = NULL, *tok = strtok_r(path, "/", &save); tok;
+	     tok = strtok_r(NULL, "/", &save)) {
+		if (n == MAX_SEGMENTS)
+			return -1;
+		segs[n++] = tok;
+	}
+	return n;
+}
+
+/* Does `pattern` match the segments?  *param gets the parameter segment
+ * (still URL-encoded) and *what the parameter's kind. */
+static bool pattern_match(const char *pattern, char **segs, int nsegs, const char **param,
+			  const char **what)
+{
+	char buf[128];
+	char *psegs[MAX_SEGMENTS];
+
+	snprintf(buf, sizeof(buf), "%s", pattern);
+	int np = split_path(buf, psegs);
+	if (np != nsegs)
+		return false;
+	*param = NULL;
+	for (int i = 0; i < np; i++) {
+		if (psegs[i][0] == ':') {
+			*param = segs[i];
+			*what = strcmp(psegs[i], ":vm") == 0 ? "VM name" : "host name";
+		} else if (strcmp(psegs[i], segs[i]) != 0) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Copies at most `max` bytes of `s` with control characters escaped, so a
+ * crafted path cannot forge log lines. */
+static void log_safe(char *out, size_t size, const char *s, size_t max)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; s && s[i] && i < max && o + 5 < size; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\')
+			o += snprintf(out + o, size - o, "\\x%02x", ch);
+		else
+			out[o++] = (char)ch;
+	}
+	out[o] = '\0';
+}
+
+static void log_request(const struct _u_request *req, long status, const struct timespec *t0)
+{
+	struct timespec t1;
+	char method[16], path[256];
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double ms = (t1.tv_sec - t0->tv_sec) * 1e3 + (t1.tv_nsec - t0->tv_nsec) / 1e6;
+	log_safe(method, sizeof(method), req->http_verb, 10);
+	/* url_path has no query string; tokens only ever travel in headers. */
+	log_safe(path, sizeof(path), req->url_path, 200);
+	fprintf(stderr, "%s %s %ld %.1fms\n", method, path, status, ms);
+}
+
+static void dispatch(struct kc_call *c)
+{
+	const struct _u_request *req = c->req;
+	struct kc_error err = {0};
+	char *segs[MAX_SEGMENTS];
+	char path[MAX_PATH_LEN + 1];
+	const struct kc_route *route = NULL;
+	const char *param = NULL, *what = NULL;
+	char allow[64] = "";
+	int nsegs = -1;
+
+	if (req->url_path && strlen(req->url_path) <= MAX_PATH_LEN) {
+		snprintf(path, sizeof(path), "%s", req->url_path);
+		nsegs = split_path(path, segs);
+	}
+	bool path_known = false;
+	for (size_t i = 0; nsegs >= 0 && i < KC_ARRAY_SIZE(routes); i++) {
+		const char *p = NULL, *w = NULL;
+		if (!pattern_match(routes[i].pattern, segs, nsegs, &p, &w))
+			continue;
+		path_known = true;
+		size_t al = strlen(allow);
+		snprintf(allow + al, sizeof(allow) - al, "%s%s", al ? ", " : "", routes[i].method);
+		if (strcmp(routes[i].method, req->http_verb) == 0) {
+			route = &routes[i];
+			param = p;
+			what = w;
+		}
+	}
+
+	if (!(route && route->public)) {
+		if (kc_auth_check(c->srv->db, u_map_get_case(req->map_header, "Authorization"),
+				  &err) < 0) {
+			/* RFC 6750: tell the client which scheme we expect. */
+			u_map_put(c->resp->map_header, "WWW-Authenticate",
+				  "Bearer realm=\"kvmcloud\"");
+			kc_http_error(c->resp, &err);
+			return;
+		}
+	}
+	if (!path_known) {
+		kc_http_errorf(c->resp, KC_ERR_NOT_FOUND, "no such route");
+		return;
+	}
+	if (!route) {
+		u_map_put(c->resp->map_header, "Allow", allow);
+		kc_http_json(c->resp, 405,
+			     json_pack("{s:{s:s,s:s}}", "error", "code", "method_not_allowed",
+				       "message", "method not allowed on this route"));
+		return;
+	}
+	if (kc_http_check_body_size(req, &err) < 0) {
+		kc_http_error(c->resp, &err);
+		return;
+	}
+
+	_cleanup_free_ char *name = NULL;
+	if (param) {
+		char *decoded = ulfius_url_decode(param);
+		name = decoded ? strdup(decoded) : NULL;
+		u_free(decoded);
+		if (!name) {
+			kc_http_errorf(c->resp, KC_ERR_INTERNAL, "out of memory");
+			return;
+		}
+		if (kc_name_validate(name, what, &err) < 0) {
+			kc_http_error(c->resp, &err);
+			return;
+		}
+	}
+	c->name = name;
+	if (route->fn(c, &err) < 0)
+		kc_http_error(c->resp, &err);
+}
+
+static int callback(const struct _u_request *req, struct _u_response *resp, void *user_data)
+{
+	struct kc_call c = {.req = req, .resp = resp, .srv = user_data};
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	u_map_put(resp->map_header, "Cache-Control", "no-store");
+	dispatch(&c);
+	if (c.srv->log_requests)
+		log_request(req, resp->status, &t0);
+	return U_CALLBACK_COMPLETE;
+}
+
+int kc_api_register(struct _u_instance *inst, struct kc_server *srv, struct kc_error *err)
+{
+	/* One catch-all endpoint ("*" method, "*" path) plus the same function as
+	 * the default endpoint: every request reaches dispatch(). */
+	if (ulfius_add_endpoint_by_val(inst, "*", NULL, "*", 0, callback, srv) != U_OK ||
+	    ulfius_set_default_endpoint(inst, callback, srv) != U_OK)
+		return kc_error_set(err, KC_ERR_INTERNAL, "cannot register the HTTP endpoints");
+	return 0;
+}

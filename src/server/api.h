@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * api.h - the REST API (docs/api.md): one ulfius catch-all endpoint whose
+ * dispatcher does, in order, route lookup, authentication, 404/405, body
+ * size and path-name checks, then calls the route's handler, and logs one
+ * line per request.  Handlers answer through http_util.h.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <ulfius.h>
+
+#include "server.h"
+
+/* What a handler gets: the request, the response to fill, the server and
+ * the route's path parameter (already validated with kc_name_validate). */
+struct kc_call {
+	const struct _u_request *req;
+	struct _u_response *resp;
+	struct kc_server *srv;
+	const char *name;
+};
+
+/* Registers the dispatcher on an initialised ulfius instance. */
+int kc_api_register(struct _u_instance *inst, struct kc_server *srv, struct kc_error *err);
+
+/* Actions are only for VMs kvmcloud created: KC_ERR_NOT_FOUND if the VM
+ * exists nowhere, KC_ERR_FORBIDDEN for a libvirt domain without a record.
+ * *ret_row (if not NULL) gets the record. */
+int kc_api_require_managed(struct kc_server *srv, const char *name, json_t **ret_row,
+			   struct kc_error *err);
+
+/* Handlers (api_hosts.c, api_vms.c, api_console.c, openapi.c): each fills
+ * c->resp and returns 0, or returns -1 with err set and the dispatcher
+ * answers with the error body. */
+int kc_api_openapi(struct kc_call *c, struct kc_error *err);
+int kc_api_hosts_list(struct kc_call *c, struct kc_error *err);
+int kc_api_host_show(struct kc_call *c, struct kc_error *err);
+int kc_api_host_check(struct kc_call *c, struct kc_error *err);
+int kc_api_vms_list(struct kc_call *c, struct kc_error *err);
+int kc_api_vm_create(struct kc_call *c, struct kc_error *err);
+int kc_api_vm_show(struct kc_call *c, struct kc_error *err);
+int kc_api_vm_delete(struct kc_call *c, struct kc_error *err);
+int kc_api_vm_start(struct kc_call *c, struct kc_error *err);
+int kc_api_vm_shutdown(struct kc_call *c, struct kc_error *err);
+int kc_api_vm_reboot(struct kc_call *c, struct kc_error *err);
+int kc_api_vm_destroy(struct kc_call *c, struct kc_error *err);
+int kc_api_vm_log(struct kc_call *c, struct kc_error *err);
+int kc_api_vm_console(struct kc_call *c, struct kc_error *err);

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * api_console.c - GET /vms/{name}/console: the serial console over a
+ * WebSocket.  The agent hands us one end of a socketpair bridged to
+ * libvirt's console stream; we pump its bytes to the client as binary
+ * messages (manager thread) and write the client's messages into it
+ * (ulfius' reading thread).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "cleanup.h"
+#include "http_util.h"
+
+/* Each session holds two threads and a libvirt stream. */
+#define MAX_CONSOLE_SESSIONS 32
+#define POLL_MS		     200
+
+static atomic_int n_sessions;
+
+struct console_session {
+	int fd;
+};
+
+static bool write_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+static void console_manager(const struct _u_request *req, struct _websocket_manager *wm, void *data)
+{
+	struct console_session *cs = data;
+	char buf[4096];
+
+	/* ulfius keeps every message in lists unless told not to; a console
+	 * session can run for days. */
+	wm->keep_messages = U_WEBSOCKET_KEEP_NONE;
+	while (ulfius_websocket_status(wm) == U_WEBSOCKET_STATUS_OPEN) {
+		struct pollfd p = {.fd = cs->fd, .events = POLLIN};
+		int r = poll(&p, 1, POLL_MS);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			break;
+		if (r == 0)
+			continue;
+		ssize_t n = read(cs->fd, buf, sizeof(buf));
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			break; /* console closed: the VM stopped or the agent ended it */
+		if (ulfius_websocket_send_message(wm, U_WEBSOCKET_OPCODE_BINARY, (uint64_t)n,
+						  buf) != U_OK)
+			break;
+	}
+	/* Returning makes ulfius close the WebSocket. */
+}
+
+static void console_incoming(const struct _u_request *req, struct _websocket_manager *wm,
+			     const struct _websocket_message *msg, void *data)
+{
+	struct console_session *cs = data;
+
+	wm->keep_messages = U_WEBSOCKET_KEEP_NONE;
+	if (msg->opcode != U_WEBSOCKET_OPCODE_BINARY && msg->opcode != U_WEBSOCKET_OPCODE_TEXT)
+		return;
+	if (!write_all(cs->fd, msg->data, msg->data_len))
+		wm->close_flag = 1;
+}
+
+/* Called exactly once per session, also when the handshake fails. */
+static void console_close(const struct _u_request *req, struct _websocket_manager *wm, void *data)
+{
+	struct console_session *cs = data;
+
+	close(cs->fd);
+	free(cs);
+	atomic_fetch_sub(&n_sessions, 1);
+}
+
+static bool header_has(const struct _u_request *req, const char *key, const char *token)
+{
+	const char *v = u_map_get_case(req->map_header, key);
+	return v && strcasestr(v, token);
+}
+
+int kc_api_vm_console(struct kc_call *c, struct kc_error *err)
+{
+	/* Checked here so that a plain GET gets a JSON error, not ulfius' text. */
+	if (!header_has(c->req, "Upgrade", "websocket") ||
+	    !header_has(c->req, "Connection", "upgrade"))
+		return kc_error_set(err, KC_ERR_INVALID,
+				    "this route needs a WebSocket upgrade request");
+	if (kc_api_require_managed(c->srv, c->name, NULL, err) < 0)
+		return -1;
+
+	if (atomic_fetch_add(&n_sessions, 1) >= MAX_CONSOLE_SESSIONS) {
+		atomic_fetch_sub(&n_sessions, 1);
+		return kc_error_set(err, KC_ERR_UNAVAILABLE,
+				    "too many console sessions (at most %d)", MAX_CONSOLE_SESSIONS);
+	}
+	struct console_session *cs = calloc(1, sizeof(*cs));
+	if (!cs) {
+		atomic_fetch_sub(&n_sessions, 1);
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	}
+	if (kc_agent_vm_console_open(c->srv->agent, c->name, &cs->fd, err) < 0) {
+		free(cs);
+		atomic_fetch_sub(&n_sessions, 1);
+		return -1;
+	}
+	if (ulfius_set_websocket_response(c->resp, NULL, NULL, console_manager, cs,
+					  console_incoming, cs, console_close, cs) != U_OK) {
+		close(cs->fd);
+		free(cs);
+		atomic_fetch_sub(&n_sessions, 1);
+		return kc_error_set(err, KC_ERR_INTERNAL, "cannot set up the WebSocket");
+	}
+	c->resp->status = 101;
+	return 0;
+}

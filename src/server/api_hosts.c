@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* api_hosts.c - GET /hosts, GET /hosts/{name}, POST /hosts/{name}/check. */
+#include <string.h>
+
+#include "api.h"
+#include "cleanup.h"
+#include "http_util.h"
+#include "json_util.h"
+
+/* The API's Host object from a hosts row. */
+static json_t *host_object(struct kc_server *srv, const json_t *row)
+{
+	const char *name = json_string_value(json_object_get(row, "name"));
+	json_t *check = json_object_get(row, "check_result");
+	json_t *out_check = json_null();
+	const char *state = "unknown";
+
+	if (json_is_object(check)) {
+		out_check = json_deep_copy(check);
+		json_object_set(out_check, "checked_at", json_object_get(row, "checked_at"));
+	}
+	/* Only the embedded agent's host exists for now (issue 3: remote
+	 * agents); its state is whether its libvirt connection is up. */
+	if (name && strcmp(name, srv->host_name) == 0)
+		state = kc_agent_is_connected(srv->agent) ? "up" : "down";
+	return json_pack("{s:O,s:O,s:s,s:O,s:O,s:O,s:o,s:O}", "name", json_object_get(row, "name"),
+			 "uuid", json_object_get(row, "uuid"), "state", state, "accel",
+			 json_object_get(row, "accel"), "accel_reason",
+			 json_object_get(row, "accel_reason"), "facts",
+			 json_object_get(row, "facts"), "check", out_check, "updated_at",
+			 json_object_get(row, "updated_at"));
+}
+
+int kc_api_hosts_list(struct kc_call *c, struct kc_error *err)
+{
+	_cleanup_json_ json_t *rows = NULL;
+	size_t i;
+	json_t *row;
+
+	if (c->srv->db->ops->host_list(c->srv->db, &rows, err) < 0)
+		return -1;
+	json_t *hosts = json_array();
+	json_array_foreach(rows, i, row) json_array_append_new(hosts, host_object(c->srv, row));
+	kc_http_json(c->resp, 200, json_pack("{s:o}", "hosts", hosts));
+	return 0;
+}
+
+int kc_api_host_show(struct kc_call *c, struct kc_error *err)
+{
+	_cleanup_json_ json_t *row = NULL;
+
+	if (c->srv->db->ops->host_get(c->srv->db, c->name, &row, err) < 0)
+		return -1;
+	kc_http_json(c->resp, 200, host_object(c->srv, row));
+	return 0;
+}
+
+int kc_api_host_check(struct kc_call *c, struct kc_error *err)
+{
+	static const char *const keys[] = {"probe_kvm", NULL};
+	_cleanup_json_ json_t *body = NULL;
+	_cleanup_json_ json_t *check = NULL;
+	bool probe = false;
+
+	if (kc_http_read_json(c->req, false, &body, err) < 0)
+		return -1;
+	if (body && (kc_json_check_keys(body, keys, "check request", err) < 0 ||
+		     kc_json_get_bool(body, "probe_kvm", false, &probe, err) < 0))
+		return -1;
+	if (strcmp(c->name, c->srv->host_name) != 0)
+		return kc_error_set(err, KC_ERR_NOT_FOUND, "host \"%s\" not found", c->name);
+	if (kc_server_check_host(c->srv, probe, &check, err) < 0)
+		return -1;
+	kc_http_json(c->resp, 200, steal_ptr(&check));
+	return 0;
+}

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "reconcile.h"
+
+#include <string.h>
+
+#include "cleanup.h"
+#include "json_util.h"
+
+int kc_reconcile_startup(struct kc_server *srv, FILE *log, struct kc_error *err)
+{
+	_cleanup_json_ json_t *rows = NULL;
+	_cleanup_json_ json_t *live = NULL;
+	_cleanup_json_ json_t *by_name = json_object();
+	size_t i;
+	json_t *v;
+
+	if (srv->db->ops->vm_list(srv->db, &rows, err) < 0 ||
+	    kc_agent_vm_list(srv->agent, &live, err) < 0)
+		return -1;
+	json_array_foreach(live, i, v)
+	{
+		const char *name = json_string_value(json_object_get(v, "name"));
+		if (name)
+			json_object_set(by_name, name, v);
+	}
+
+	json_array_foreach(rows, i, v)
+	{
+		const char *name = json_string_value(json_object_get(v, "name"));
+		const char *state = json_string_value(json_object_get(v, "state"));
+		const json_t *dom = name ? json_object_get(by_name, name) : NULL;
+		struct kc_error e = {0};
+
+		if (!name || !state)
+			continue;
+		if (strcmp(state, "creating") == 0) {
+			if (dom) {
+				const char *uuid = json_string_value(json_object_get(dom, "uuid"));
+				const char *st = json_string_value(json_object_get(dom, "state"));
+				if (srv->db->ops->vm_update(srv->db, name, uuid,
+							    st ? st : "unknown", &e) < 0)
+					fprintf(log, "reconcile: VM %s: %s\n", name, e.message);
+				else
+					fprintf(log,
+						"reconcile: VM %s: create was interrupted but "
+						"the domain exists; kept\n",
+						name);
+			} else {
+				if (srv->db->ops->vm_delete(srv->db, name, &e) < 0)
+					fprintf(log, "reconcile: VM %s: %s\n", name, e.message);
+				else
+					fprintf(log,
+						"reconcile: VM %s: create was interrupted; "
+						"record removed\n",
+						name);
+			}
+			continue;
+		}
+		const char *st = dom ? json_string_value(json_object_get(dom, "state")) : "missing";
+		if (st && srv->db->ops->vm_note_state(srv->db, name, st, &e) < 0)
+			fprintf(log, "reconcile: VM %s: %s\n", name, e.message);
+	}
+	return 0;
+}
+
+/* libvirt lifecycle event names (as the agent reports them) to the state
+ * the domain is in afterwards.  Events that say nothing final ("defined",
+ * "shutdown" which is followed by "stopped") are ignored. */
+static const struct {
+	const char *event;
+	const char *state;
+} event_states[] = {
+	{"started", "running"},	  {"resumed", "running"}, {"running", "running"},
+	{"suspended", "paused"},  {"paused", "paused"},	  {"stopped", "shutoff"},
+	{"shutoff", "shutoff"},	  {"crashed", "crashed"}, {"pmsuspended", "pmsuspended"},
+	{"undefined", "missing"},
+};
+
+void kc_reconcile_event(const char *vm_name, const char *event, void *opaque)
+{
+	struct kc_server *srv = opaque;
+
+	if (!vm_name || !event)
+		return; /* connection up/down: nothing to record per VM */
+	for (size_t i = 0; i < KC_ARRAY_SIZE(event_states); i++) {
+		if (strcmp(event, event_states[i].event) == 0) {
+			/* Errors are dropped: the column is a cache that list and
+			 * show refresh from libvirt anyway. */
+			srv->db->ops->vm_note_state(srv->db, vm_name, event_states[i].state, NULL);
+			return;
+		}
+	}
+}

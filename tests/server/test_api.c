@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test_api.c - the REST API over real HTTP against an in-process server
+ * whose embedded agent talks to libvirt's built-in test:///default driver
+ * (no daemon, no QEMU; KC_TEST_LIBVIRT_URI overrides).  Covers what must
+ * hold whatever the hypervisor does: authentication, body limits and
+ * parsing, name validation, routing, and that refused requests change
+ * nothing.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <ulfius.h>
+
+#include "cleanup.h"
+#include "json_util.h"
+#include "kctest.h"
+#include "server.h"
+#include "srvtest.h"
+
+static char dir[] = "/tmp/kcsrv-test-api-XXXXXX";
+static char base[64];
+static char token[128];
+static struct kc_server *srv;
+static struct kc_server_opts opts;
+static char uri_override[256];
+static const char *overrides[3];
+
+struct reply {
+	long status;
+	json_t *json;
+	char *body;
+};
+
+static void reply_clear(struct reply *r)
+{
+	json_decref(r->json);
+	free(r->body);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Sends one request; tok NULL = no Authorization header. */
+static struct reply call(const char *method, const char *path, const char *tok, const char *body,
+			 size_t body_len)
+{
+	struct _u_request req;
+	struct _u_response resp;
+	struct reply r = {0};
+	char url[1024], auth[256];
+
+	ulfius_init_request(&req);
+	ulfius_init_response(&resp);
+	snprintf(url, sizeof(url), "%s%s", base, path);
+	req.http_verb = strdup(method);
+	req.http_url = strdup(url);
+	if (tok) {
+		snprintf(auth, sizeof(auth), "Bearer %s", tok);
+		u_map_put(req.map_header, "Authorization", auth);
+	}
+	if (body) {
+		u_map_put(req.map_header, "Content-Type", "application/json");
+		ulfius_set_binary_body_request(&req, body, body_len);
+	}
+	if (ulfius_send_http_request(&req, &resp) == U_OK) {
+		r.status = resp.status;
+		r.body = strndup(resp.binary_body ? resp.binary_body : "", resp.binary_body_length);
+		r.json = json_loadb(r.body, strlen(r.body), 0, NULL);
+	}
+	ulfius_clean_request(&req);
+	ulfius_clean_response(&resp);
+	return r;
+}
+
+static struct reply call_json(const char *method, const char *path, const char *tok,
+			      const char *body)
+{
+	return call(method, path, tok, body, body ? strlen(body) : 0);
+}
+
+static const char *err_code(const struct reply *r)
+{
+	return json_string_value(json_object_get(json_object_get(r->json, "error"), "code"));
+}
+
+static size_t db_vm_count(void)
+{
+	json_t *rows = NULL;
+	struct kc_error err = {0};
+	size_t n = (size_t)-1;
+
+	if (srv->db->ops->vm_list(srv->db, &rows, &err) == 0)
+		n = json_array_size(rows);
+	json_decref(rows);
+	return n;
+}
+
+static bool start_server(FILE *out)
+{
+	struct kc_error err = {0};
+
+	opts.out = out;
+	if (kc_server_open(&opts, &srv, &err) < 0 || kc_server_start(srv, &opts, &err) < 0) {
+		kc_test_diag("server start failed: %s", err.message);
+		kc_server_free(srv);
+		srv = NULL;
+		return false;
+	}
+	return true;
+}
+
+KC_TEST(server_starts_and_writes_token_file_0600)
+{
+	char path[256];
+	struct stat st;
+
+	if (!KC_CHECK(srv))
+		return;
+	snprintf(path, sizeof(path), "%s/admin.token", dir);
+	KC_CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+	KC_CHECK_INT(strlen(token), 64);
+}
+
+KC_TEST(openapi_is_the_only_public_route)
+{
+	struct reply r = call_json("GET", "/api/v1/openapi.json", NULL, NULL);
+	KC_CHECK_INT(r.status, 200);
+	KC_CHECK(json_object_get(r.json, "openapi") != NULL);
+	KC_CHECK(json_object_get(r.json, "paths") != NULL);
+	reply_clear(&r);
+	r = call_json("GET", "/api/v1/hosts", NULL, NULL);
+	KC_CHECK_INT(r.status, 401);
+	reply_clear(&r);
+}
+
+KC_TEST(missing_or_wrong_token_is_401_and_changes_nothing)
+{
+	static const char body[] =
+		"{\"name\":\"kcsrv-auth\",\"memory_mib\":64,\"image\":\"kctest\"}";
+	char wrong[128];
+
+	snprintf(wrong, sizeof(wrong), "%s", token);
+	wrong[0] = wrong[0] == 'a' ? 'b' : 'a';
+
+	struct reply r = call_json("POST", "/api/v1/vms", NULL, body);
+	KC_CHECK_INT(r.status, 401);
+	KC_CHECK_STREQ(err_code(&r), "unauthorized");
+	reply_clear(&r);
+	r = call_json("POST", "/api/v1/vms", wrong, body);
+	KC_CHECK_INT(r.status, 401);
+	KC_CHECK_STREQ(err_code(&r), "unauthorized");
+	reply_clear(&r);
+	r = call_json("POST", "/api/v1/vms", "short", body);
+	KC_CHECK_INT(r.status, 401);
+	reply_clear(&r);
+	r = call_json("DELETE", "/api/v1/vms/kcsrv-auth", wrong, NULL);
+	KC_CHECK_INT(r.status, 401);
+	reply_clear(&r);
+	/* Unknown routes do not tell an anonymous client what exists. */
+	r = call_json("GET", "/api/v1/nothing", NULL, NULL);
+	KC_CHECK_INT(r.status, 401);
+	reply_clear(&r);
+	KC_CHECK_INT(db_vm_count(), 0);
+
+	r = call_json("GET", "/api/v1/vms/kcsrv-auth", token, NULL);
+	KC_CHECK_INT(r.status, 404);
+	reply_clear(&r);
+}
+
+KC_TEST(valid_token_lists_hosts)
+{
+	struct reply r = call_json("GET", "/api/v1/hosts", token, NULL);
+	KC_CHECK_INT(r.status, 200);
+	json_t *hosts = json_object_get(r.json, "hosts");
+	KC_CHECK_INT(json_array_size(hosts), 1);
+	json_t *h = json_array_get(hosts, 0);
+	KC_CHECK(json_is_string(json_object_get(h, "accel")));
+	KC_CHECK(json_is_object(json_object_get(h, "facts")));
+	KC_CHECK(json_is_object(json_object_get(h, "check")));
+	reply_clear(&r);
+}
+
+KC_TEST(malformed_json_is_400)
+{
+	struct reply r = call_json("POST", "/api/v1/vms", token, "{\"name\": ");
+	KC_CHECK_INT(r.status, 400);
+	KC_CHECK_STREQ(err_code(&r), "invalid_argument");
+	const char *msg =
+		json_string_value(json_object_get(json_object_get(r.json, "error"), "message"));
+	KC_CHECK(msg && strncmp(msg, "malformed JSON: ", 16) == 0);
+	reply_clear(&r);
+	r = call_json("POST", "/api/v1/vms", token, "[1,2]");
+	KC_CHECK_INT(r.status, 400);
+	reply_clear(&r);
+	r = call_json("POST", "/api/v1/vms", token,
+		      "{\"name\":\"kcsrv-x\",\"memroy_mib\":64,\"image\":\"kctest\"}");
+	KC_CHECK_INT(r.status, 400);
+	reply_clear(&r);
+	r = call_json("POST", "/api/v1/vms/kcsrv-x/shutdown", token, "{\"timeout_s\":");
+	KC_CHECK_INT(r.status, 400);
+	reply_clear(&r);
+	KC_CHECK_INT(db_vm_count(), 0);
+}
+
+KC_TEST(body_over_1MiB_is_413)
+{
+	size_t len = 1024 * 1024 + 100;
+	char *big = malloc(len);
+	if (!KC_CHECK(big))
+		return;
+	memset(big, ' ', len);
+	big[0] = '{';
+	big[len - 1] = '}';
+	struct reply r = call("POST", "/api/v1/vms", token, big, len);
+	KC_CHECK_INT(r.status, 413);
+	KC_CHECK_STREQ(err_code(&r), "too_large");
+	reply_clear(&r);
+	/* Exactly at the limit is fine (and then just a bad request). */
+	len = 1024 * 1024;
+	big[len - 1] = '}';
+	r = call("POST", "/api/v1/vms", token, big, len);
+	KC_CHECK_INT(r.status, 400);
+	reply_clear(&r);
+	free(big);
+	KC_CHECK_INT(db_vm_count(), 0);
+}
+
+KC_TEST(bad_names_are_400_and_create_nothing)
+{
+	static const char *const paths[] = {
+		"/api/v1/vms/a..b",
+		"/api/v1/vms/.hidden",
+		"/api/v1/vms/a%2Fb",
+		"/api/v1/vms/a%20b/start",
+		"/api/v1/vms/%3Cx%3E/log",
+		"/api/v1/vms/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		"/api/v1/hosts/bad%27host",
+	};
+	for (size_t i = 0; i < KC_ARRAY_SIZE(paths); i++) {
+		const char *method = strstr(paths[i], "/start") ? "POST" : "GET";
+		struct reply r = call_json(method, paths[i], token, NULL);
+		if (!KC_CHECK_INT(r.status, 400))
+			kc_test_diag("path %s", paths[i]);
+		KC_CHECK_STREQ(err_code(&r), "invalid_argument");
+		reply_clear(&r);
+	}
+	static const char *const bodies[] = {
+		"{\"name\":\"../etc\",\"memory_mib\":64,\"image\":\"kctest\"}",
+		"{\"name\":\"a b\",\"memory_mib\":64,\"image\":\"kctest\"}",
+		"{\"name\":\"kcsrv-ok\",\"memory_mib\":64,\"image\":\"../../etc/passwd\"}",
+		"{\"name\":\"\",\"memory_mib\":64,\"image\":\"kctest\"}",
+	};
+	for (size_t i = 0; i < KC_ARRAY_SIZE(bodies); i++) {
+		struct reply r = call_json("POST", "/api/v1/vms", token, bodies[i]);
+		if (!KC_CHECK_INT(r.status, 400))
+			kc_test_diag("body %s", bodies[i]);
+		reply_clear(&r);
+	}
+	KC_CHECK_INT(db_vm_count(), 0);
+}
+
+KC_TEST(unknown_route_404_wrong_method_405)
+{
+	struct reply r = call_json("GET", "/api/v1/nothing", token, NULL);
+	KC_CHECK_INT(r.status, 404);
+	KC_CHECK_STREQ(err_code(&r), "not_found");
+	reply_clear(&r);
+	r = call_json("PUT", "/api/v1/vms", token, "{}");
+	KC_CHECK_INT(r.status, 405);
+	KC_CHECK(r.json != NULL);
+	reply_clear(&r);
+	r = call_json("GET", "/api/v1/vms/kcsrv-x/start", token, NULL);
+	KC_CHECK_INT(r.status, 405);
+	reply_clear(&r);
+}
+
+KC_TEST(console_without_upgrade_is_a_json_error)
+{
+	struct reply r = call_json("GET", "/api/v1/vms/kcsrv-x/console", token, NULL);
+	KC_CHECK_INT(r.status, 400);
+	KC_CHECK(r.json != NULL);
+	reply_clear(&r);
+}
+
+KC_TEST(restart_keeps_the_token)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+
+	kc_server_free(srv);
+	srv = NULL;
+	if (!KC_CHECK(start_server(out))) {
+		fclose(out);
+		free(buf);
+		return;
+	}
+	fclose(out);
+	KC_CHECK(buf && strstr(buf, "admin token: in ") != NULL);
+	KC_CHECK(buf && strstr(buf, token) == NULL);
+	free(buf);
+	struct reply r = call_json("GET", "/api/v1/vms", token, NULL);
+	KC_CHECK_INT(r.status, 200);
+	KC_CHECK(json_is_array(json_object_get(r.json, "vms")));
+	reply_clear(&r);
+}
+
+int main(void)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	const char *uri = getenv("KC_TEST_LIBVIRT_URI");
+	int port = srvtest_free_port();
+
+	if (!mkdtemp(dir) || port < 0) {
+		perror("setup");
+		return 1;
+	}
+	ulfius_global_init();
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
+	static char listen[64];
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	snprintf(uri_override, sizeof(uri_override), "libvirt.uri=%s",
+		 uri ? uri : "test:///default");
+	overrides[0] = uri_override;
+	overrides[1] = "accel=tcg";
+	opts = (struct kc_server_opts){.data_dir = dir,
+				       .listen = listen,
+				       .overrides = overrides,
+				       .n_overrides = 2,
+				       .log_requests = false};
+
+	FILE *out = open_memstream(&buf, &len);
+	if (start_server(out)) {
+		fflush(out);
+		const char *t = buf ? strstr(buf, "admin token: ") : NULL;
+		if (t)
+			sscanf(t + 13, "%127s", token);
+	}
+	fclose(out);
+	free(buf);
+
+	kc_test_run_registered();
+	kc_server_free(srv);
+	ulfius_global_close();
+	srvtest_rm_rf(dir);
+	return kc_test_finish();
+}
