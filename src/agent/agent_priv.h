@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * agent_priv.h - the agent's private state and the helpers its files share.
+ * Not installed, not used outside src/agent/ (tests may include it).
+ */
+#pragma once
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "agent.h"
+
+#define KC_POOL_DEFAULT "kvmcloud"
+#define KC_OWNER	"kvmcloud"
+#define KC_GIB		(1024ULL * 1024 * 1024)
+
+struct kc_agent {
+	/* Guards conn: it is replaced on reconnect. */
+	pthread_mutex_t conn_lock;
+	virConnectPtr conn;
+	bool connected;
+	bool lost;	     /* set by the close callback, without conn_lock */
+	int lifecycle_cb;    /* virConnectDomainEventRegisterAny id, -1 if none */
+	unsigned retry_ms;   /* current reconnect backoff */
+	uint64_t next_retry; /* monotonic ms of the next reconnect attempt */
+
+	/* Serialises creates and deletes: rollback must only touch what this
+	 * create made, and two creates of one name must not interleave. */
+	pthread_mutex_t create_lock;
+
+	pthread_mutex_t event_lock;
+	kc_agent_event_fn event_fn;
+	void *event_opaque;
+
+	char *uri;
+	char *data_dir;
+	char *storage_dir;
+	char *images_dir;
+	char *console_dir;
+	char *pool_name;
+	char *probe_image;
+	unsigned probe_timeout;
+	char *host_name;
+	char *accel_cfg; /* "auto", "kvm" or "tcg" */
+
+	enum kc_cpu_mode cpu_mode;
+	char *cpu_model;
+	char cpu_warning[256];
+
+	/* Written by kc_agent_new and host_check(probe): guarded by conn_lock. */
+	enum kc_accel accel;
+	char accel_reason[512];
+};
+
+/* ---- conn.c ---- */
+/* Opens the connection at start (fails with KC_ERR_UNAVAILABLE) and hooks the
+ * agent into the process-wide libvirt event thread. */
+int kc_conn_open(struct kc_agent *a, struct kc_error *err);
+void kc_conn_close(struct kc_agent *a);
+/* A new reference to a live connection; reconnects once if it was lost.
+ * Release with virConnectClose (or _cleanup_conn_). */
+virConnectPtr kc_conn_get(struct kc_agent *a, struct kc_error *err);
+void kc_agent_emit(struct kc_agent *a, const char *vm, const char *event);
+/* Counts callback registrations libvirt still holds (see kc_conn_close). */
+void kc_cb_hold(void);
+void kc_cb_release(void *opaque);
+
+static inline void kc_conn_unrefp(virConnectPtr *c)
+{
+	if (*c)
+		virConnectClose(*c);
+}
+#define _cleanup_conn_ __attribute__((cleanup(kc_conn_unrefp)))
+static inline void kc_dom_freep(virDomainPtr *d)
+{
+	if (*d)
+		virDomainFree(*d);
+}
+#define _cleanup_dom_ __attribute__((cleanup(kc_dom_freep)))
+static inline void kc_pool_freep(virStoragePoolPtr *p)
+{
+	if (*p)
+		virStoragePoolFree(*p);
+}
+#define _cleanup_pool_ __attribute__((cleanup(kc_pool_freep)))
+static inline void kc_vol_freep(virStorageVolPtr *v)
+{
+	if (*v)
+		virStorageVolFree(*v);
+}
+#define _cleanup_vol_ __attribute__((cleanup(kc_vol_freep)))
+
+/* ---- lverr.c ---- */
+/* Records libvirt's last error as KC_ERR_HYPERVISOR (KC_ERR_NOT_FOUND for
+ * missing domains, volumes, pools, networks), prefixed by `what`.  -1. */
+int kc_lverr(struct kc_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Looks a domain up by name: KC_ERR_NOT_FOUND "VM 'x' not found". */
+virDomainPtr kc_dom_lookup(virConnectPtr conn, const char *name, struct kc_error *err);
+
+/* ---- util.c ---- */
+uint64_t kc_now_ms(void);
+int kc_random_bytes(void *buf, size_t len, struct kc_error *err);
+int kc_mkdir_p(const char *path, mode_t mode, struct kc_error *err);
+/* Runs argv[0] (absolute path) with posix_spawn, stdout to /dev/null, stderr
+ * captured; a non-zero exit is KC_ERR_INTERNAL with the last stderr line. */
+int kc_run(char *const argv[], struct kc_error *err);
+/* Removes a folder and the plain files directly inside it. */
+void kc_rmdir_files(const char *dir);
+/* Virtual size from a qcow2 header; KC_ERR_INVALID if not a qcow2 file. */
+int kc_qcow2_virtual_size(const char *path, uint64_t *ret, struct kc_error *err);
+/* "9.0.0" from libvirt's major*1000000+minor*1000+micro. */
+void kc_version_str(unsigned long v, char *buf, size_t len);
+/* libxml2 XPath helpers over a parsed document. */
+struct _xmlDoc;
+struct _xmlXPathContext;
+char *kc_xpath_string(struct _xmlXPathContext *ctx, const char *expr); /* NULL if empty */
+int kc_xpath_long(struct _xmlXPathContext *ctx, const char *expr, long def);
+
+/* ---- hostfacts.c ---- */
+int kc_host_facts_collect(struct kc_agent *a, virConnectPtr conn, json_t **ret,
+			  struct kc_error *err);
+/* Host CPU count and memory (KiB) for request limits. */
+int kc_host_limits(virConnectPtr conn, unsigned *ret_cpus, uint64_t *ret_mem_kib,
+		   struct kc_error *err);
+int kc_host_versions(virConnectPtr conn, unsigned long *ret_libvirt, unsigned long *ret_qemu,
+		     struct kc_error *err);
+int kc_host_arch(virConnectPtr conn, char *buf, size_t len, struct kc_error *err);
+
+/* ---- accel.c ---- */
+/* Decides the accelerator (config, cache, probe); never fails: a failed
+ * probe is TCG with a reason.  `force_probe` ignores the cache. */
+void kc_accel_decide(struct kc_agent *a, virConnectPtr conn, bool force_probe);
+/* Whether /dev/kvm exists and opens; reason filled either way. */
+bool kc_kvm_device_usable(char *reason, size_t len);
+
+/* ---- cpumode.c ---- */
+int kc_cpumode_validate(struct kc_agent *a, virConnectPtr conn, struct kc_error *err);
+
+/* ---- storage.c ---- */
+/* The agent's dir pool, defined/built/started/autostarted if missing. */
+virStoragePoolPtr kc_pool_get(struct kc_agent *a, virConnectPtr conn, struct kc_error *err);
+/* Creates a qcow2 volume; with backing (a qcow2 path) it is an overlay. */
+int kc_vol_create_qcow2(virStoragePoolPtr pool, const char *name, uint64_t capacity,
+			const char *backing, struct kc_error *err);
+int kc_vol_delete_name(virStoragePoolPtr pool, const char *name, struct kc_error *err);
+/* KC_ERR_NO_CAPACITY when bytes do not fit in the pool's available space. */
+int kc_pool_check_space(virStoragePoolPtr pool, uint64_t bytes, struct kc_error *err);
+/* Deletes volumes named <x>-root.qcow2, <x>-dataN.qcow2, <x>-seed.iso
+ * when no domain <x> exists.  Returns how many were removed. */
+int kc_pool_remove_orphans(virConnectPtr conn, virStoragePoolPtr pool);
+
+/* ---- seed.c ---- */
+/* Writes <storage.dir>/<vm>-seed.iso (NoCloud, label cidata). */
+int kc_seed_create(struct kc_agent *a, const char *vm, const char *uuid, const char *hostname,
+		   const char *user_data, char **ret_path, struct kc_error *err);
+
+/* ---- hostcheck.c ---- */
+int kc_host_check_run(struct kc_agent *a, virConnectPtr conn, json_t **ret, struct kc_error *err);
+
+/* ---- vm_info.c ---- */
+json_t *kc_vm_json(struct kc_agent *a, virConnectPtr conn, virDomainPtr dom, struct kc_error *err);
+/* Paths of a domain's file-backed disks (NULL-terminated, malloc'd). */
+char **kc_vm_disk_paths(virDomainPtr dom, struct kc_error *err);
+void kc_strv_free(char **v);
+
+/* ---- events.c ---- */
+int kc_events_register(struct kc_agent *a, virConnectPtr conn);
+void kc_events_unregister(struct kc_agent *a, virConnectPtr conn);

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* util.c - small OS helpers the agent files share. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libxml/xpath.h>
+
+#include "agent_priv.h"
+#include "cleanup.h"
+
+extern char **environ;
+
+uint64_t kc_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int kc_random_bytes(void *buf, size_t len, struct kc_error *err)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = getrandom((char *)buf + done, len - done, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "getrandom");
+		}
+		done += n;
+	}
+	return 0;
+}
+
+int kc_mkdir_p(const char *path, mode_t mode, struct kc_error *err)
+{
+	_cleanup_free_ char *p = strdup(path);
+	if (!p)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "mkdir %s", p);
+		*s = '/';
+	}
+	/* The mode applies to folders we create (mkdir honours the umask,
+	 * hence chmod); an existing folder is the admin's and keeps its mode. */
+	if (mkdir(p, mode) == 0) {
+		if (chmod(p, mode) < 0)
+			return kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "chmod %s", p);
+		return 0;
+	}
+	if (errno != EEXIST)
+		return kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "mkdir %s", p);
+	struct stat st;
+	if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode))
+		return kc_error_set(err, KC_ERR_INTERNAL, "%s is not a folder", p);
+	return 0;
+}
+
+int kc_run(char *const argv[], struct kc_error *err)
+{
+	_cleanup_close_ int errfd = memfd_create("kc-stderr", MFD_CLOEXEC);
+	if (errfd < 0)
+		return kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "memfd_create");
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, errfd, 2);
+	pid_t pid;
+	int r = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (r != 0)
+		return kc_error_set_errno(err, KC_ERR_INTERNAL, r, "cannot run %s", argv[0]);
+	int status;
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR)
+			return kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "waitpid %s",
+						  argv[0]);
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	char buf[4096];
+	ssize_t n = pread(errfd, buf, sizeof(buf) - 1, 0);
+	buf[n > 0 ? n : 0] = '\0';
+	/* The last non-empty line says why. */
+	char *end = buf + strlen(buf);
+	while (end > buf && (end[-1] == '\n' || end[-1] == '\r'))
+		*--end = '\0';
+	char *last = strrchr(buf, '\n');
+	last = last ? last + 1 : buf;
+	if (WIFEXITED(status))
+		return kc_error_set(err, KC_ERR_INTERNAL, "%s exited with %d: %s", argv[0],
+				    WEXITSTATUS(status), last);
+	return kc_error_set(err, KC_ERR_INTERNAL, "%s killed by signal %d", argv[0],
+			    WTERMSIG(status));
+}
+
+void kc_rmdir_files(const char *dir)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return;
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return;
+	}
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			unlinkat(dfd, e->d_name, 0);
+	closedir(d);
+	rmdir(dir);
+}
+
+int kc_qcow2_virtual_size(const char *path, uint64_t *ret, struct kc_error *err)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return kc_error_set_errno(err, errno == ENOENT ? KC_ERR_NOT_FOUND : KC_ERR_INTERNAL,
+					  errno, "cannot open %s", path);
+	unsigned char h[32];
+	if (pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) || memcmp(h, "QFI\xfb", 4) != 0)
+		return kc_error_set(err, KC_ERR_INVALID, "%s is not a qcow2 image", path);
+	uint64_t size = 0;
+	for (int i = 24; i < 32; i++)
+		size = size << 8 | h[i];
+	*ret = size;
+	return 0;
+}
+
+void kc_version_str(unsigned long v, char *buf, size_t len)
+{
+	snprintf(buf, len, "%lu.%lu.%lu", v / 1000000, v / 1000 % 1000, v % 1000);
+}
+
+char *kc_xpath_string(xmlXPathContextPtr ctx, const char *expr)
+{
+	xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *)expr, ctx);
+	if (!o)
+		return NULL;
+	char *s = NULL;
+	xmlChar *v = xmlXPathCastToString(o);
+	if (v && *v)
+		s = strdup((const char *)v);
+	xmlFree(v);
+	xmlXPathFreeObject(o);
+	return s;
+}
+
+int kc_xpath_long(xmlXPathContextPtr ctx, const char *expr, long def)
+{
+	_cleanup_free_ char *s = kc_xpath_string(ctx, expr);
+	if (!s)
+		return def;
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || *end)
+		return def;
+	return (int)v;
+}

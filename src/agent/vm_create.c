@@ -1,0 +1,398 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vm_create.c - a VM request resolved against this host and turned into
+ * volumes, a seed ISO and a libvirt domain.  All or nothing: whatever was
+ * created before a failure is removed again.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xpath.h>
+#include <libxml/xpathInternals.h>
+
+#include "agent_priv.h"
+#include "cleanup.h"
+#include "domain_xml.h"
+
+/* What this create has made so far, for the rollback. */
+struct created {
+	char *vols[1 + KC_MAX_DATA_DISKS];
+	size_t n_vols;
+	char *seed_path;
+	char *log_path;
+	virDomainPtr dom;
+};
+
+static void rollback(virStoragePoolPtr pool, struct created *c)
+{
+	if (c->dom) {
+		if (virDomainIsActive(c->dom) == 1)
+			virDomainDestroy(c->dom);
+		virDomainUndefineFlags(c->dom, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+						       VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+						       VIR_DOMAIN_UNDEFINE_NVRAM);
+		virResetLastError();
+	}
+	for (size_t i = 0; pool && i < c->n_vols; i++)
+		if (c->vols[i])
+			kc_vol_delete_name(pool, c->vols[i], NULL);
+	if (c->seed_path)
+		unlink(c->seed_path);
+	if (c->log_path)
+		unlink(c->log_path);
+	if (pool && virStoragePoolRefresh(pool, 0) < 0)
+		virResetLastError();
+}
+
+static void created_clear(struct created *c)
+{
+	for (size_t i = 0; i < c->n_vols; i++)
+		free(c->vols[i]);
+	free(c->seed_path);
+	free(c->log_path);
+	if (c->dom)
+		virDomainFree(c->dom);
+}
+
+static int random_mac(char mac[18], struct kc_error *err)
+{
+	unsigned char b[3];
+	if (kc_random_bytes(b, sizeof(b), err) < 0)
+		return -1;
+	snprintf(mac, 18, "52:54:00:%02x:%02x:%02x", b[0], b[1], b[2]);
+	return 0;
+}
+
+static int random_uuid(char uuid[37], struct kc_error *err)
+{
+	unsigned char b[16];
+	if (kc_random_bytes(b, sizeof(b), err) < 0)
+		return -1;
+	b[6] = (b[6] & 0x0f) | 0x40; /* version 4 */
+	b[8] = (b[8] & 0x3f) | 0x80; /* RFC 4122 variant */
+	snprintf(uuid, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+		 b[13], b[14], b[15]);
+	return 0;
+}
+
+static char *random_password(struct kc_error *err)
+{
+	static const char set[] = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+	unsigned char b[8];
+	if (kc_random_bytes(b, sizeof(b), err) < 0)
+		return NULL;
+	char *p = malloc(9);
+	if (!p)
+		return NULL;
+	for (int i = 0; i < 8; i++)
+		p[i] = set[b[i] % (sizeof(set) - 1)];
+	p[8] = '\0';
+	return p;
+}
+
+/* Adds <image> and <created_at> to the <metadata> element domain_xml wrote
+ * (it only knows the owner). */
+static int add_metadata(const char *xml, const char *image, char **ret, struct kc_error *err)
+{
+	xmlDocPtr doc = xmlReadMemory(xml, strlen(xml), "domain.xml", NULL, XML_PARSE_NONET);
+	if (!doc)
+		return kc_error_set(err, KC_ERR_INTERNAL, "cannot parse the generated domain XML");
+	int ret_code = -1;
+	xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
+	xmlXPathObjectPtr o = NULL;
+	if (!ctx)
+		goto out;
+	xmlXPathRegisterNs(ctx, (const xmlChar *)"kc", (const xmlChar *)KC_XML_NS);
+	o = xmlXPathEvalExpression((const xmlChar *)"/domain/metadata/kc:*[1]", ctx);
+	if (!o || !o->nodesetval || o->nodesetval->nodeNr < 1) {
+		kc_error_set(err, KC_ERR_INTERNAL, "the generated domain XML has no metadata");
+		goto out;
+	}
+	xmlNodePtr vm = o->nodesetval->nodeTab[0];
+	char now[32];
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (image && *image)
+		xmlNewTextChild(vm, vm->ns, (const xmlChar *)"image", (const xmlChar *)image);
+	xmlNewTextChild(vm, vm->ns, (const xmlChar *)"created_at", (const xmlChar *)now);
+	xmlChar *out = NULL;
+	int len = 0;
+	xmlDocDumpMemory(doc, &out, &len);
+	if (!out) {
+		kc_error_set(err, KC_ERR_INTERNAL, "cannot write the domain XML");
+		goto out;
+	}
+	*ret = strdup((const char *)out);
+	xmlFree(out);
+	ret_code = *ret ? 0 : kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+out:
+	xmlXPathFreeObject(o);
+	xmlXPathFreeContext(ctx);
+	xmlFreeDoc(doc);
+	return ret_code;
+}
+
+static int check_nics(virConnectPtr conn, const struct kc_vm_request *req, struct kc_error *err)
+{
+	for (size_t i = 0; i < req->n_nics; i++) {
+		const struct kc_nic_request *n = &req->nics[i];
+		if (n->type == KC_NIC_NETWORK) {
+			if (kc_name_validate(n->source, "network name", err) < 0)
+				return -1;
+			virNetworkPtr net = virNetworkLookupByName(conn, n->source);
+			if (!net) {
+				virResetLastError();
+				return kc_error_set(err, KC_ERR_NOT_FOUND,
+						    "libvirt network '%s' not found", n->source);
+			}
+			virNetworkFree(net);
+		} else if (n->type == KC_NIC_BRIDGE) {
+			_cleanup_free_ char *p = kc_path_join_name("/sys/class/net", n->source,
+								   "/bridge", "bridge name", err);
+			if (!p)
+				return -1;
+			if (access(p, F_OK) != 0)
+				return kc_error_set(err, KC_ERR_NOT_FOUND,
+						    "bridge '%s' not found on this host",
+						    n->source);
+		}
+	}
+	return 0;
+}
+
+static void default_hostname(const char *name, char *buf, size_t len)
+{
+	snprintf(buf, len, "%.63s", name);
+	for (char *p = buf; *p; p++)
+		if (*p == '_' || *p == '.')
+			*p = '-';
+}
+
+static int set_disk(struct kc_domain_def *def, enum kc_disk_device dev, enum kc_disk_bus bus,
+		    enum kc_disk_format fmt, const char *path, const char *target,
+		    struct kc_error *err)
+{
+	if (def->n_disks >= KC_MAX_DISKS)
+		return kc_error_set(err, KC_ERR_INVALID, "too many disks");
+	struct kc_disk_def *d = &def->disks[def->n_disks];
+	d->path = strdup(path);
+	if (!d->path)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	d->device = dev;
+	d->bus = bus;
+	d->format = fmt;
+	d->readonly = dev == KC_DEVICE_CDROM;
+	snprintf(d->target, sizeof(d->target), "%s", target);
+	def->n_disks++;
+	return 0;
+}
+
+static int create_locked(struct kc_agent *a, virConnectPtr conn, const struct kc_vm_request *req,
+			 struct created *c, virStoragePoolPtr *ret_pool, struct kc_error *err)
+{
+	virDomainPtr existing = virDomainLookupByName(conn, req->name);
+	if (existing) {
+		virDomainFree(existing);
+		return kc_error_set(err, KC_ERR_CONFLICT, "VM '%s' exists already", req->name);
+	}
+	virResetLastError();
+
+	_cleanup_free_ char *img = NULL, *iso = NULL;
+	uint64_t img_size = 0;
+	if (req->image[0]) {
+		img = kc_path_join_name(a->images_dir, req->image, ".qcow2", "image name", err);
+		if (!img)
+			return -1;
+		if (access(img, R_OK) != 0)
+			return kc_error_set(err, KC_ERR_NOT_FOUND, "image '%s' not found in %s",
+					    req->image, a->images_dir);
+		if (kc_qcow2_virtual_size(img, &img_size, err) < 0)
+			return -1;
+	}
+	if (req->iso[0]) {
+		iso = kc_path_join_name(a->images_dir, req->iso, ".iso", "ISO name", err);
+		if (!iso)
+			return -1;
+		if (access(iso, R_OK) != 0)
+			return kc_error_set(err, KC_ERR_NOT_FOUND, "ISO '%s' not found in %s",
+					    req->iso, a->images_dir);
+	}
+	if (!img && !iso)
+		return kc_error_set(err, KC_ERR_INVALID, "a VM needs an image or an iso");
+	if (check_nics(conn, req, err) < 0)
+		return -1;
+	if (req->disk_gib > KC_MAX_DISK_GIB)
+		return kc_error_set(err, KC_ERR_INVALID, "disk_gib is over %d", KC_MAX_DISK_GIB);
+
+	uint64_t root = req->disk_gib * KC_GIB;
+	if (img && root < img_size)
+		root = img_size;
+	uint64_t total = root;
+	for (size_t i = 0; i < req->n_data_disks && i < KC_MAX_DATA_DISKS; i++) {
+		if (req->data_disks_gib[i] < 1 || req->data_disks_gib[i] > KC_MAX_DISK_GIB)
+			return kc_error_set(err, KC_ERR_INVALID,
+					    "data disk %zu: size must be 1..%d GiB", i,
+					    KC_MAX_DISK_GIB);
+		total += req->data_disks_gib[i] * KC_GIB;
+	}
+
+	virStoragePoolPtr pool = kc_pool_get(a, conn, err);
+	if (!pool)
+		return -1;
+	*ret_pool = pool;
+	if (kc_pool_check_space(pool, total, err) < 0)
+		return -1;
+
+	_cleanup_(kc_domain_def_clear) struct kc_domain_def def = {0};
+	if (random_uuid(def.uuid, err) < 0)
+		return -1;
+	def.name = strdup(req->name);
+	def.owner = strdup(KC_OWNER);
+	def.serial_log = kc_path_join_name(a->console_dir, req->name, ".log", "VM name", err);
+	if (!def.name || !def.owner || !def.serial_log)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	def.accel = kc_agent_accel(a);
+	def.vcpus = req->vcpus ? req->vcpus : 1;
+	def.memory_kib = req->memory_mib * 1024;
+	def.cpu_mode = a->cpu_mode;
+	if (a->cpu_mode == KC_CPU_CUSTOM && !(def.cpu_model = strdup(a->cpu_model)))
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+
+	char vd = 'a';
+	char target[8], path[4200], vol[KC_NAME_MAX + 32];
+	if (root > 0) {
+		snprintf(vol, sizeof(vol), "%s-root.qcow2", req->name);
+		if (kc_vol_create_qcow2(pool, vol, root, img, err) < 0)
+			return -1;
+		c->vols[c->n_vols++] = strdup(vol);
+		snprintf(path, sizeof(path), "%s/%s", a->storage_dir, vol);
+		snprintf(target, sizeof(target), "vd%c", vd++);
+		if (set_disk(&def, KC_DEVICE_DISK, KC_BUS_VIRTIO, KC_FORMAT_QCOW2, path, target,
+			     err) < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < req->n_data_disks && i < KC_MAX_DATA_DISKS; i++) {
+		snprintf(vol, sizeof(vol), "%s-data%zu.qcow2", req->name, i + 1);
+		if (kc_vol_create_qcow2(pool, vol, req->data_disks_gib[i] * KC_GIB, NULL, err) < 0)
+			return -1;
+		c->vols[c->n_vols++] = strdup(vol);
+		snprintf(path, sizeof(path), "%s/%s", a->storage_dir, vol);
+		snprintf(target, sizeof(target), "vd%c", vd++);
+		if (set_disk(&def, KC_DEVICE_DISK, KC_BUS_VIRTIO, KC_FORMAT_QCOW2, path, target,
+			     err) < 0)
+			return -1;
+	}
+	if (iso && set_disk(&def, KC_DEVICE_CDROM, KC_BUS_SATA, KC_FORMAT_RAW, iso, "sda", err) < 0)
+		return -1;
+	if (img) {
+		char host[64];
+		if (req->hostname[0])
+			snprintf(host, sizeof(host), "%s", req->hostname);
+		else
+			default_hostname(req->name, host, sizeof(host));
+		if (kc_seed_create(a, req->name, def.uuid, host, req->user_data, &c->seed_path,
+				   err) < 0)
+			return -1;
+		if (virStoragePoolRefresh(pool, 0) < 0)
+			virResetLastError();
+		/* A read-only virtio disk rather than a SATA CD-ROM: NoCloud finds
+		 * it by its label either way, virtio_blk is in every cloud image
+		 * (kctest has no AHCI driver), and it leaves the one CD-ROM slot
+		 * to a user ISO. */
+		snprintf(target, sizeof(target), "vd%c", vd++);
+		if (set_disk(&def, KC_DEVICE_DISK, KC_BUS_VIRTIO, KC_FORMAT_RAW, c->seed_path,
+			     target, err) < 0)
+			return -1;
+		def.disks[def.n_disks - 1].readonly = true;
+	}
+
+	def.n_nics = req->n_nics;
+	for (size_t i = 0; i < req->n_nics && i < KC_MAX_NICS; i++) {
+		def.nics[i].type = req->nics[i].type;
+		if (req->nics[i].type != KC_NIC_USER &&
+		    !(def.nics[i].source = strdup(req->nics[i].source)))
+			return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+		if (req->nics[i].mac[0])
+			snprintf(def.nics[i].mac, sizeof(def.nics[i].mac), "%s", req->nics[i].mac);
+		else if (random_mac(def.nics[i].mac, err) < 0)
+			return -1;
+	}
+	if (req->n_nics == 0) {
+		def.n_nics = 1;
+		def.nics[0].type = KC_NIC_USER;
+		if (random_mac(def.nics[0].mac, err) < 0)
+			return -1;
+	}
+	def.n_boot = req->n_boot;
+	for (size_t i = 0; i < req->n_boot && i < KC_MAX_BOOT; i++)
+		def.boot[i] = req->boot[i];
+	def.graphics = req->graphics;
+	if (def.graphics == KC_GRAPHICS_VNC && !(def.vnc_password = random_password(err)))
+		return kc_error_set(err, KC_ERR_INTERNAL, "cannot make a VNC password");
+
+	_cleanup_free_ char *xml0 = NULL, *xml = NULL;
+	if (kc_domain_xml_build(&def, &xml0, err) < 0 ||
+	    add_metadata(xml0, req->image, &xml, err) < 0)
+		return -1;
+
+	/* A log left by an earlier VM of the same name is not this VM's. */
+	unlink(def.serial_log);
+	c->log_path = strdup(def.serial_log);
+	c->dom = virDomainDefineXML(conn, xml);
+	if (!c->dom)
+		return kc_lverr(err, "defining VM '%s'", req->name);
+	if (req->autostart && virDomainSetAutostart(c->dom, 1) < 0)
+		return kc_lverr(err, "setting autostart of VM '%s'", req->name);
+	if (req->start && virDomainCreate(c->dom) < 0)
+		return kc_lverr(err, "starting VM '%s'", req->name);
+	return 0;
+}
+
+int kc_agent_vm_create(struct kc_agent *a, const struct kc_vm_request *req, json_t **ret,
+		       struct kc_error *err)
+{
+	if (kc_name_validate(req->name, "VM name", err) < 0)
+		return -1;
+	_cleanup_conn_ virConnectPtr conn = kc_conn_get(a, err);
+	if (!conn)
+		return -1;
+	unsigned cpus;
+	uint64_t mem_kib;
+	if (kc_host_limits(conn, &cpus, &mem_kib, err) < 0)
+		return -1;
+	if (req->vcpus > cpus)
+		return kc_error_set(err, KC_ERR_INVALID,
+				    "vcpus %u is more than this host's %u CPUs", req->vcpus, cpus);
+	if (req->memory_mib > mem_kib / 1024)
+		return kc_error_set(err, KC_ERR_INVALID,
+				    "memory_mib %" PRIu64 " is more than this host's %" PRIu64
+				    " MiB",
+				    req->memory_mib, mem_kib / 1024);
+
+	struct created c = {0};
+	virStoragePoolPtr pool = NULL;
+	pthread_mutex_lock(&a->create_lock);
+	int r = create_locked(a, conn, req, &c, &pool, err);
+	if (r < 0)
+		rollback(pool, &c);
+	pthread_mutex_unlock(&a->create_lock);
+	json_t *vm = NULL;
+	if (r == 0 && !(vm = kc_vm_json(a, conn, c.dom, err)))
+		r = -1;
+	created_clear(&c);
+	if (pool)
+		virStoragePoolFree(pool);
+	if (r == 0)
+		*ret = vm;
+	return r;
+}

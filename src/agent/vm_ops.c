@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* vm_ops.c - power operations, delete, list and show. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent_priv.h"
+#include "cleanup.h"
+#include "json_util.h"
+
+#define MAX_SHUTDOWN_S 3600
+
+/* Looks the VM up and checks it is (or is not) running. */
+static virDomainPtr lookup_state(virConnectPtr conn, const char *name, int want_active,
+				 struct kc_error *err)
+{
+	virDomainPtr d = kc_dom_lookup(conn, name, err);
+	if (!d)
+		return NULL;
+	int active = virDomainIsActive(d);
+	if (active < 0) {
+		kc_lverr(err, "reading the state of VM '%s'", name);
+	} else if (want_active == 1 && !active) {
+		kc_error_set(err, KC_ERR_CONFLICT, "VM %s is not running", name);
+	} else if (want_active == 0 && active) {
+		kc_error_set(err, KC_ERR_CONFLICT, "VM %s is running already", name);
+	} else {
+		return d;
+	}
+	virDomainFree(d);
+	return NULL;
+}
+
+int kc_agent_vm_start(struct kc_agent *a, const char *name, struct kc_error *err)
+{
+	_cleanup_conn_ virConnectPtr conn = kc_conn_get(a, err);
+	if (!conn)
+		return -1;
+	_cleanup_dom_ virDomainPtr d = lookup_state(conn, name, 0, err);
+	if (!d)
+		return -1;
+	if (virDomainCreate(d) < 0)
+		return kc_lverr(err, "starting VM '%s'", name);
+	return 0;
+}
+
+int kc_agent_vm_shutdown(struct kc_agent *a, const char *name, unsigned timeout_s, bool force,
+			 bool *ret_forced, struct kc_error *err)
+{
+	if (timeout_s > MAX_SHUTDOWN_S)
+		return kc_error_set(err, KC_ERR_INVALID, "timeout_s must be at most %d",
+				    MAX_SHUTDOWN_S);
+	_cleanup_conn_ virConnectPtr conn = kc_conn_get(a, err);
+	if (!conn)
+		return -1;
+	_cleanup_dom_ virDomainPtr d = lookup_state(conn, name, 1, err);
+	if (!d)
+		return -1;
+	if (virDomainShutdownFlags(d, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN) < 0) {
+		/* Gone off in between: that is what was asked for. */
+		if (virDomainIsActive(d) == 0) {
+			virResetLastError();
+			if (ret_forced)
+				*ret_forced = false;
+			return 0;
+		}
+		if (!force)
+			return kc_lverr(err, "shutting down VM '%s'", name);
+		virResetLastError();
+	}
+	uint64_t deadline = kc_now_ms() + (uint64_t)timeout_s * 1000;
+	for (;;) {
+		int active = virDomainIsActive(d);
+		if (active == 0) {
+			if (ret_forced)
+				*ret_forced = false;
+			return 0;
+		}
+		if (active < 0)
+			return kc_lverr(err, "reading the state of VM '%s'", name);
+		if (kc_now_ms() >= deadline)
+			break;
+		struct timespec ts = {0, 200 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	if (!force)
+		return kc_error_set(err, KC_ERR_TIMEOUT,
+				    "VM %s did not shut down within %u s (ACPI); use force", name,
+				    timeout_s);
+	if (virDomainDestroy(d) < 0) {
+		if (virDomainIsActive(d) != 0)
+			return kc_lverr(err, "forcing off VM '%s'", name);
+		virResetLastError();
+	}
+	if (ret_forced)
+		*ret_forced = true;
+	return 0;
+}
+
+int kc_agent_vm_reboot(struct kc_agent *a, const char *name, struct kc_error *err)
+{
+	_cleanup_conn_ virConnectPtr conn = kc_conn_get(a, err);
+	if (!conn)
+		return -1;
+	_cleanup_dom_ virDomainPtr d = lookup_state(conn, name, 1, err);
+	if (!d)
+		return -1;
+	if (virDomainReboot(d, 0) < 0)
+		return kc_lverr(err, "rebooting VM '%s'", name);
+	return 0;
+}
+
+int kc_agent_vm_destroy(struct kc_agent *a, const char *name, struct kc_error *err)
+{
+	_cleanup_conn_ virConnectPtr conn = kc_conn_get(a, err);
+	if (!conn)
+		return -1;
+	_cleanup_dom_ virDomainPtr d = lookup_state(conn, name, 1, err);
+	if (!d)
+		return -1;
+	if (virDomainDestroy(d) < 0)
+		return kc_lverr(err, "forcing off VM '%s'", name);
+	return 0;
+}
+
+/* Deletes the volume at path only if it lives in the agent's pool. */
+static void delete_own_volume(struct kc_agent *a, virConnectPtr conn, const char *path)
+{
+	virStorageVolPtr v = virStorageVolLookupByPath(conn, path);
+	if (!v) {
+		virResetLastError();
+		return;
+	}
+	virStoragePoolPtr p = virStoragePoolLookupByVolume(v);
+	if (p && strcmp(virStoragePoolGetName(p), a->pool_name) == 0 &&
+	    virStorageVolDelete(v, 0) < 0)
+		virResetLastError();
+	if (p)
+		virStoragePoolFree(p);
+	virStorageVolFree(v);
+	virResetLastError();
+}
+
+int kc_agent_vm_delete(struct kc_agent *a, const char *name, bool with_disks, struct kc_error *err)
+{
+	_cleanup_conn_ virConnectPtr conn = kc_conn_get(a, err);
+	if (!conn)
+		return -1;
+	pthread_mutex_lock(&a->create_lock);
+	int ret = -1;
+	char **paths = NULL;
+	virDomainPtr d = kc_dom_lookup(conn, name, err);
+	if (!d)
+		goto out;
+	int active = virDomainIsActive(d);
+	if (active != 0) {
+		if (active > 0)
+			kc_error_set(err, KC_ERR_CONFLICT, "VM %s is running; stop it first", name);
+		else
+			kc_lverr(err, "reading the state of VM '%s'", name);
+		goto out;
+	}
+	if (with_disks && !(paths = kc_vm_disk_paths(d, err)))
+		goto out;
+	if (virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+					      VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+					      VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA |
+					      VIR_DOMAIN_UNDEFINE_NVRAM) < 0) {
+		kc_lverr(err, "undefining VM '%s'", name);
+		goto out;
+	}
+	if (with_disks) {
+		for (size_t i = 0; paths[i]; i++)
+			delete_own_volume(a, conn, paths[i]);
+		_cleanup_free_ char *log =
+			kc_path_join_name(a->console_dir, name, ".log", "VM name", NULL);
+		if (log)
+			unlink(log);
+	}
+	ret = 0;
+out:
+	kc_strv_free(paths);
+	if (d)
+		virDomainFree(d);
+	pthread_mutex_unlock(&a->create_lock);
+	return ret;
+}
+
+int kc_agent_vm_list(struct kc_agent *a, json_t **ret, struct kc_error *err)
+{
+	_cleanup_conn_ virConnectPtr conn = kc_conn_get(a, err);
+	if (!conn)
+		return -1;
+	virDomainPtr *doms = NULL;
+	int n = virConnectListAllDomains(conn, &doms, 0);
+	if (n < 0)
+		return kc_lverr(err, "listing VMs");
+	_cleanup_json_ json_t *arr = json_array();
+	int r = 0;
+	for (int i = 0; i < n; i++) {
+		struct kc_error e = {0};
+		json_t *vm = r == 0 ? kc_vm_json(a, conn, doms[i], &e) : NULL;
+		if (vm)
+			json_array_append_new(arr, vm);
+		else if (r == 0 && e.code != KC_ERR_NOT_FOUND) /* vanished meanwhile: skip */
+			r = kc_error_set(err, e.code, "%s", e.message);
+		virDomainFree(doms[i]);
+	}
+	free(doms);
+	if (r < 0)
+		return -1;
+	*ret = steal_ptr(&arr);
+	return 0;
+}
+
+int kc_agent_vm_show(struct kc_agent *a, const char *name, json_t **ret, struct kc_error *err)
+{
+	_cleanup_conn_ virConnectPtr conn = kc_conn_get(a, err);
+	if (!conn)
+		return -1;
+	_cleanup_dom_ virDomainPtr d = kc_dom_lookup(conn, name, err);
+	if (!d)
+		return -1;
+	json_t *vm = kc_vm_json(a, conn, d, err);
+	if (!vm)
+		return -1;
+	*ret = vm;
+	return 0;
+}
