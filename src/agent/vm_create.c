@@ -292,7 +292,9 @@ static int create_locked(struct kc_agent *a, virConnectPtr conn, const struct kc
 			     err) < 0)
 			return -1;
 	}
-	if (iso && set_disk(&def, KC_DEVICE_CDROM, KC_BUS_SATA, KC_FORMAT_RAW, iso, "sda", err) < 0)
+	/* IDE, not SATA: on the `pc` machine every guest kernel can read an
+	 * IDE CD-ROM, while many cloud kernels have no AHCI driver. */
+	if (iso && set_disk(&def, KC_DEVICE_CDROM, KC_BUS_IDE, KC_FORMAT_RAW, iso, "hdc", err) < 0)
 		return -1;
 	if (img) {
 		char host[64];
