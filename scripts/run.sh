@@ -20,16 +20,21 @@ if ! cmp -s "$IMAGE" "$DATA/images/kctest.qcow2"; then
 	mv "$DATA/images/kctest.qcow2.tmp" "$DATA/images/kctest.qcow2"
 fi
 
-"$server" --all-in-one --data-dir "$DATA" --listen "$LISTEN" &
+# The server's own lines and its request log go to a file; the start-up
+# lines that matter are echoed below.
+log=$DATA/server.log
+: >"$log"
+"$server" --all-in-one --data-dir "$DATA" --listen "$LISTEN" >>"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; echo; echo "kvmcloud-server stopped (VMs keep running; make run again to reattach)."' EXIT
 trap 'exit 0' INT TERM
 
 for i in $(seq 1 300); do
 	curl -fs -o /dev/null "$URL/api/v1/openapi.json" && break
-	kill -0 $pid 2>/dev/null || { echo "kvmcloud-server exited" >&2; exit 1; }
+	kill -0 $pid 2>/dev/null || { echo "kvmcloud-server exited:" >&2; tail -5 "$log" >&2; exit 1; }
 	sleep 0.2
 done
+grep -E '^(kvmcloud-server|accelerator|admin token)' "$log" | grep -v '^admin token: [0-9a-f]'
 
 kc() { "$cli" --server "$URL" --token-file "$DATA/admin.token" "$@"; }
 if ! kc vm show demo >/dev/null 2>&1; then
@@ -46,6 +51,7 @@ echo "   API:          $URL/api/v1   (OpenAPI: $URL/api/v1/openapi.json)"
 echo "   admin token:  $(cat "$DATA/admin.token")   (file: $DATA/admin.token)"
 echo "   VM 'demo':    $(kc --json vm show demo | python3 -c 'import json,sys; v=json.load(sys.stdin); print(v["state"], "accel="+v["accel"])')"
 echo "   console:      $(kc vm log demo | grep KVMCLOUD-READY | tail -1 | tr -d '\r')"
+echo "   server log:   $log"
 echo
 echo " Try:  $cli vm list"
 echo "       $cli vm console demo        (Ctrl-] to leave)"

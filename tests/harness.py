@@ -122,20 +122,38 @@ def main():
         account(run_tap(label, t["cmd"], env=env, cwd=t.get("workdir") or root,
                         timeout=t.get("timeout") or 300))
 
-    # 2. End-to-end scripts against real libvirtd + QEMU (TCG), plain build.
+    # 2. End-to-end scripts against real libvirtd + QEMU (TCG): once with the
+    # plain build (what `make run` ships), once with the sanitizer build,
+    # whose reports go to files that count as a failure if any appear.
     e2e_dir = os.path.join(root, "tests", "e2e")
-    data = reset_e2e_data("/var/tmp/kvmcloud-e2e")
-    env = dict(os.environ)
-    env.update({"KC_BUILD": os.path.abspath(args.build), "KC_IMAGE": args.image,
-                "KC_E2E_DATA": data, "KC_ROOT": root})
-    for name in sorted(os.listdir(e2e_dir)):
-        if not re.match(r"^\d+-.*\.sh$", name):
+    scripts = [n for n in sorted(os.listdir(e2e_dir)) if re.match(r"^\d+-.*\.sh$", n)]
+    for kind, build in (("e2e", args.build), ("e2e-asan", args.build_asan)):
+        labels = [f"{kind}/{n}" for n in scripts]
+        if only and not any(only.search(l) for l in labels):
             continue
-        label = f"e2e/{name}"
-        if only and not only.search(label):
-            continue
-        account(run_tap(label, ["bash", os.path.join(e2e_dir, name)], env=env,
-                        cwd=root, timeout=900))
+        data = reset_e2e_data("/var/tmp/kvmcloud-e2e")
+        env = dict(os.environ)
+        env.update({"KC_BUILD": os.path.abspath(build), "KC_IMAGE": args.image,
+                    "KC_E2E_DATA": data, "KC_ROOT": root})
+        reports = os.path.join(data, "sanitizer")
+        if kind == "e2e-asan":
+            env["ASAN_OPTIONS"] = f"detect_leaks=1:halt_on_error=1:log_path={reports}"
+            env["UBSAN_OPTIONS"] = f"print_stacktrace=1:halt_on_error=1:log_path={reports}"
+            env["LSAN_OPTIONS"] = f"suppressions={root}/tests/lsan.supp:print_suppressions=0"
+        for name, label in zip(scripts, labels):
+            if only and not only.search(label):
+                continue
+            account(run_tap(label, ["bash", os.path.join(e2e_dir, name)], env=env,
+                            cwd=root, timeout=900))
+        if kind == "e2e-asan":
+            found = [f for f in os.listdir(data) if f.startswith("sanitizer.")]
+            for f in found:
+                with open(os.path.join(data, f), errors="replace") as fh:
+                    print("".join("# " + l for l in fh.readlines()[:40]))
+            account((0, 1, [f"{kind}: sanitizer reports in {data}: {found}"]) if found
+                    else (1, 0, []))
+            print(f"{'not ok' if found else 'ok'} - {kind}: no sanitizer reports from "
+                  "server, agent or CLI processes")
 
     if all_fails:
         print("# failures:")

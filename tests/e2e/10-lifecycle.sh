@@ -40,6 +40,16 @@ check "third boot after reboot" bash -c \
 check "interactive console: a command typed reaches the guest" bash -c \
 	"printf 'echo kce2e-con\$((6*7))\\n' | timeout 20 $KC_CLI_BIN --server $KC_URL --token-file $KC_E2E_DATA/admin.token vm console $vm >/dev/null 2>&1; \
 	 for i in \$(seq 1 100); do kc vm log $vm | grep -q kce2e-con42 && exit 0; sleep 0.2; done; exit 1"
+# The WebSocket console client test of tests/server, now that a VM runs.
+ws_out=$(KC_SERVER_URL=$KC_URL KC_TOKEN_FILE=$KC_E2E_DATA/admin.token KC_VM=$vm \
+	KC_CONSOLE_SEND=$'echo kce2e-ws-$((7*6))\r' KC_CONSOLE_EXPECT=kce2e-ws-42 \
+	"$KC_BUILD/tests/server/test_server_console_ws" 2>&1)
+echo "$ws_out" >>"$KC_LOG"
+if echo "$ws_out" | grep -q '^ok' && ! echo "$ws_out" | grep -q '^not ok\|SKIP'; then
+	ok "console WebSocket: a line sent over the API comes back from the guest; no token is refused"
+else
+	not_ok "console WebSocket test"; echo "$ws_out" | sed 's/^/# /'
+fi
 check "destroy (force off)" kc vm destroy $vm
 check "state is shutoff after destroy" wait_state $vm shutoff 10
 
