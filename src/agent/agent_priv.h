@@ -18,6 +18,8 @@
 #define KC_OWNER	"kvmcloud"
 #define KC_GIB		(1024ULL * 1024 * 1024)
 
+#define KC_MAX_INFLIGHT 64
+
 struct kc_agent {
 	/* Guards conn: it is replaced on reconnect. */
 	pthread_mutex_t conn_lock;
@@ -28,9 +30,17 @@ struct kc_agent {
 	unsigned retry_ms;   /* current reconnect backoff */
 	uint64_t next_retry; /* monotonic ms of the next reconnect attempt */
 
-	/* Serialises creates and deletes: rollback must only touch what this
-	 * create made, and two creates of one name must not interleave. */
+	/* Guards `inflight`: the names (and the pool space) that creates under
+	 * way have claimed.  Held only to claim and release, never across
+	 * libvirt's slow work, so creates of different VMs run in parallel
+	 * while two creates of one name, or a delete of a VM being created,
+	 * cannot interleave. */
 	pthread_mutex_t create_lock;
+	struct kc_inflight {
+		char name[KC_NAME_MAX + 1];
+		uint64_t bytes;
+	} inflight[KC_MAX_INFLIGHT];
+	size_t n_inflight;
 
 	pthread_mutex_t event_lock;
 	kc_agent_event_fn event_fn;
@@ -149,6 +159,9 @@ int kc_vol_create_qcow2(virStoragePoolPtr pool, const char *name, uint64_t capac
 int kc_vol_delete_name(virStoragePoolPtr pool, const char *name, struct kc_error *err);
 /* KC_ERR_NO_CAPACITY when bytes do not fit in the pool's available space. */
 int kc_pool_check_space(virStoragePoolPtr pool, uint64_t bytes, struct kc_error *err);
+
+/* vm_create.c: is a create of `name` under way?  Caller holds create_lock. */
+bool kc_agent_is_creating(struct kc_agent *a, const char *name);
 /* Deletes volumes named <x>-root.qcow2, <x>-dataN.qcow2, <x>-seed.iso
  * when no domain <x> exists.  Returns how many were removed. */
 int kc_pool_remove_orphans(virConnectPtr conn, virStoragePoolPtr pool);

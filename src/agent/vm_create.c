@@ -197,8 +197,69 @@ static int set_disk(struct kc_domain_def *def, enum kc_disk_device dev, enum kc_
 	return 0;
 }
 
-static int create_locked(struct kc_agent *a, virConnectPtr conn, const struct kc_vm_request *req,
-			 struct created *c, virStoragePoolPtr *ret_pool, struct kc_error *err)
+/* Claims `name` and `bytes` of pool space for a create under way.  Fails
+ * if the name is a domain already or another create holds it, or if the
+ * pool cannot hold these bytes on top of what other creates claimed. */
+static int claim(struct kc_agent *a, virConnectPtr conn, virStoragePoolPtr pool,
+		 const char *name, uint64_t bytes, struct kc_error *err)
+{
+	pthread_mutex_lock(&a->create_lock);
+	int r = -1;
+	uint64_t claimed = 0;
+	for (size_t i = 0; i < a->n_inflight; i++) {
+		if (strcmp(a->inflight[i].name, name) == 0) {
+			kc_error_set(err, KC_ERR_CONFLICT, "VM '%s' is being created already", name);
+			goto out;
+		}
+		claimed += a->inflight[i].bytes;
+	}
+	virDomainPtr existing = virDomainLookupByName(conn, name);
+	if (existing) {
+		virDomainFree(existing);
+		kc_error_set(err, KC_ERR_CONFLICT, "VM '%s' exists already", name);
+		goto out;
+	}
+	virResetLastError();
+	if (a->n_inflight == KC_MAX_INFLIGHT) {
+		kc_error_set(err, KC_ERR_UNAVAILABLE, "more than %d VM creates at once on this host",
+			     KC_MAX_INFLIGHT);
+		goto out;
+	}
+	if (kc_pool_check_space(pool, bytes + claimed, err) < 0)
+		goto out;
+	struct kc_inflight *f = &a->inflight[a->n_inflight++];
+	snprintf(f->name, sizeof(f->name), "%s", name);
+	f->bytes = bytes;
+	r = 0;
+out:
+	pthread_mutex_unlock(&a->create_lock);
+	return r;
+}
+
+static void release(struct kc_agent *a, const char *name)
+{
+	pthread_mutex_lock(&a->create_lock);
+	for (size_t i = 0; i < a->n_inflight; i++) {
+		if (strcmp(a->inflight[i].name, name) == 0) {
+			a->inflight[i] = a->inflight[--a->n_inflight];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&a->create_lock);
+}
+
+bool kc_agent_is_creating(struct kc_agent *a, const char *name)
+{
+	/* Callers hold create_lock. */
+	for (size_t i = 0; i < a->n_inflight; i++)
+		if (strcmp(a->inflight[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+static int create_vm(struct kc_agent *a, virConnectPtr conn, const struct kc_vm_request *req,
+		     struct created *c, virStoragePoolPtr *ret_pool, bool *ret_claimed,
+		     struct kc_error *err)
 {
 	virDomainPtr existing = virDomainLookupByName(conn, req->name);
 	if (existing) {
@@ -250,8 +311,9 @@ static int create_locked(struct kc_agent *a, virConnectPtr conn, const struct kc
 	if (!pool)
 		return -1;
 	*ret_pool = pool;
-	if (kc_pool_check_space(pool, total, err) < 0)
+	if (claim(a, conn, pool, req->name, total, err) < 0)
 		return -1;
+	*ret_claimed = true;
 
 	_cleanup_(kc_domain_def_clear) struct kc_domain_def def = {0};
 	if (random_uuid(def.uuid, err) < 0)
@@ -383,11 +445,13 @@ int kc_agent_vm_create(struct kc_agent *a, const struct kc_vm_request *req, json
 
 	struct created c = {0};
 	virStoragePoolPtr pool = NULL;
-	pthread_mutex_lock(&a->create_lock);
-	int r = create_locked(a, conn, req, &c, &pool, err);
+	bool claimed = false;
+	int r = create_vm(a, conn, req, &c, &pool, &claimed, err);
 	if (r < 0)
 		rollback(pool, &c);
-	pthread_mutex_unlock(&a->create_lock);
+	/* Only now: until the rollback is over the name and its volumes are ours. */
+	if (claimed)
+		release(a, req->name);
 	json_t *vm = NULL;
 	if (r == 0 && !(vm = kc_vm_json(a, conn, c.dom, err)))
 		r = -1;

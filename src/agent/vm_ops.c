@@ -150,7 +150,13 @@ int kc_agent_vm_delete(struct kc_agent *a, const char *name, bool with_disks, st
 	pthread_mutex_lock(&a->create_lock);
 	int ret = -1;
 	char **paths = NULL;
-	virDomainPtr d = kc_dom_lookup(conn, name, err);
+	virDomainPtr d = NULL;
+	if (kc_agent_is_creating(a, name)) {
+		kc_error_set(err, KC_ERR_CONFLICT, "VM %s is being created; try again when it is done",
+			     name);
+		goto out;
+	}
+	d = kc_dom_lookup(conn, name, err);
 	if (!d)
 		goto out;
 	int active = virDomainIsActive(d);
