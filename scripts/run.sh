@@ -23,7 +23,8 @@ fi
 # The server's own lines and its request log go to a file; the start-up
 # lines that matter are echoed below.
 log=$DATA/server.log
-: >"$log"
+[ -f "$log" ] && mv -f "$log" "$log.1"
+install -m 0600 /dev/null "$log"
 "$server" --all-in-one --data-dir "$DATA" --listen "$LISTEN" >>"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; echo; echo "kvmcloud-server stopped (VMs keep running; make run again to reattach)."' EXIT

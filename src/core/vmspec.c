@@ -241,13 +241,20 @@ static int parse_request(const json_t *obj, struct kc_vm_request *r, struct kc_e
 		return -1;
 	if (hostname && kc_hostname_validate(hostname, err) < 0)
 		return -1;
-	if (!hostname) {
-		/* The VM name may hold '_' or '.', which a hostname label cannot. */
-		hostname = r->name;
-		if (kc_hostname_validate(hostname, NULL) < 0)
-			hostname = "kcvm";
+	if (hostname) {
+		snprintf(r->hostname, sizeof(r->hostname), "%s", hostname);
+	} else {
+		/* From the VM name, which may hold '_' (never valid in a host
+		 * name) and runs of '.' or '-' at odd places: map '_' to '-'
+		 * and fall back to "kcvm" if that still is no host name. */
+		/* A 64-character name is cut to the 63 a host name may have. */
+		snprintf(r->hostname, sizeof(r->hostname), "%.63s", r->name);
+		for (char *p = r->hostname; *p; p++)
+			if (*p == '_')
+				*p = '-';
+		if (kc_hostname_validate(r->hostname, NULL) < 0)
+			snprintf(r->hostname, sizeof(r->hostname), "kcvm");
 	}
-	snprintf(r->hostname, sizeof(r->hostname), "%s", hostname);
 
 	if (kc_json_get_string(obj, "user_data", false, KC_MAX_USER_DATA, &user_data, err) < 0)
 		return -1;

@@ -107,6 +107,12 @@ KC_TEST(hostname_default_when_name_is_no_hostname)
 	/* '_' is not allowed in a hostname; the parser picks a valid one. */
 	struct kc_error err = {0};
 	KC_CHECK_INT(kc_hostname_validate(r.hostname, &err), 0);
+	KC_CHECK_STREQ(r.hostname, "db-2");
+	kc_vm_request_clear(&r);
+	/* Still no host name after the mapping ("a-" ends in '-'): the fallback. */
+	if (!KC_CHECK(parse("{\"name\":\"a_\",\"memory_mib\":64,\"image\":\"i\"}", &r)))
+		return;
+	KC_CHECK_STREQ(r.hostname, "kcvm");
 	kc_vm_request_clear(&r);
 }
 
