@@ -26,8 +26,10 @@ READY = b"KVMCLOUD-READY"
 
 
 def sh(*cmd, check=True, **kw):
-    return subprocess.run(cmd, check=check, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, **kw)
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: {p.stderr.decode().strip()}")
+    return p
 
 
 def kc(*args):
@@ -78,14 +80,14 @@ def virsh_xml_template(src_vm):
     root = ET.fromstring(xml)
     devs = root.find("devices")
     for d in list(devs.findall("disk")):
-        if d.get("device") == "cdrom":
+        src = d.find("source")
+        seed = src is not None and (src.get("file") or "").endswith("-seed.iso")
+        if d.get("device") == "cdrom" or seed:
             devs.remove(d)
     for tag in ("uuid",):
         e = root.find(tag)
         if e is not None:
             root.remove(e)
-    for m in devs.iter("mac"):
-        m.getparent() if hasattr(m, "getparent") else None
     for iface in devs.findall("interface"):
         mac = iface.find("mac")
         if mac is not None:

@@ -19,6 +19,7 @@
 #include "agent_priv.h"
 #include "cleanup.h"
 #include "domain_xml.h"
+#include "io.h"
 #include "json_util.h"
 
 #define QEMU_IMG   "/usr/bin/qemu-img"
@@ -95,18 +96,30 @@ static bool cache_read(struct kc_agent *a, const struct cache_key *k)
 	return true;
 }
 
+/* Best effort: without the cache the next start probes again.  A temp
+ * file of our own (several processes may share data.dir), synced before
+ * the rename so that a crash leaves the old cache or the new, never half. */
 static void cache_write(struct kc_agent *a, const struct cache_key *k, enum kc_accel accel,
 			const char *reason)
 {
-	_cleanup_free_ char *path = NULL, *tmp = NULL;
+	_cleanup_free_ char *path = NULL, *tmp = NULL, *text = NULL;
 	if (asprintf(&path, "%s/accel.json", a->data_dir) < 0 ||
-	    asprintf(&tmp, "%s/.accel.json.tmp", a->data_dir) < 0)
+	    asprintf(&tmp, "%s/.accel.json.XXXXXX", a->data_dir) < 0)
 		return;
 	_cleanup_json_ json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s}", "kernel", k->kernel,
 					     "qemu_version", k->qemu, "libvirt_version", k->libvirt,
 					     "accel", kc_accel_name(accel), "reason", reason);
-	if (o && json_dump_file(o, tmp, JSON_INDENT(2)) == 0)
-		rename(tmp, path);
+	if (!o || !(text = json_dumps(o, JSON_INDENT(2))))
+		return;
+	_cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (kc_write_all(fd, text, strlen(text)) < 0 || kc_write_all(fd, "\n", 1) < 0 ||
+	    fsync(fd) < 0 || rename(tmp, path) < 0) {
+		unlink(tmp);
+		return;
+	}
+	kc_fsync_parent(path);
 }
 
 /* Does the log hold a line starting with the ready marker? */
@@ -128,10 +141,9 @@ static int kvm_probe(struct kc_agent *a, virConnectPtr conn, char *reason, size_
 {
 	struct kc_error err = {0};
 	char tmpl[4096];
-	snprintf(tmpl, sizeof(tmpl), "%s/probe-XXXXXX", a->data_dir);
-	if (!mkdtemp(tmpl)) {
-		snprintf(reason, len, "KVM probe: mkdtemp in %s: %s; " FALLBACK, a->data_dir,
-			 strerror(errno));
+	int lock = -1;
+	if (kc_tmpdir_make(a->data_dir, "probe-", tmpl, sizeof(tmpl), &lock, &err) < 0) {
+		snprintf(reason, len, "KVM probe: %.380s; " FALLBACK, err.message);
 		return -1;
 	}
 	chmod(tmpl, 0711); /* qemu (libvirt-qemu) must reach the overlay */
@@ -220,8 +232,16 @@ out:
 	}
 	free(xml);
 	kc_domain_def_clear(&def);
-	kc_rmdir_files(tmpl);
+	kc_tmpdir_remove(tmpl, lock);
 	return ret;
+}
+
+static void set_accel(struct kc_agent *a, enum kc_accel accel, const char *reason)
+{
+	pthread_mutex_lock(&a->conn_lock);
+	a->accel = accel;
+	snprintf(a->accel_reason, sizeof(a->accel_reason), "%s", reason);
+	pthread_mutex_unlock(&a->conn_lock);
 }
 
 void kc_accel_decide(struct kc_agent *a, virConnectPtr conn, bool force_probe)
@@ -245,19 +265,28 @@ void kc_accel_decide(struct kc_agent *a, virConnectPtr conn, bool force_probe)
 			 "no probe image (%s), KVM not verified; using TCG (software emulation)",
 			 a->probe_image);
 	} else {
+		/* One probe at a time: a caller that waited here while another
+		 * probed takes that fresh result. */
+		uint64_t gen = __atomic_load_n(&a->probe_gen, __ATOMIC_ACQUIRE);
+		pthread_mutex_lock(&a->probe_lock);
+		if (a->probe_gen != gen) {
+			pthread_mutex_unlock(&a->probe_lock);
+			return;
+		}
 		have_key = cache_key_get(conn, &k) == 0;
 		pthread_mutex_lock(&a->conn_lock);
 		bool cached = !force_probe && have_key && cache_read(a, &k);
 		pthread_mutex_unlock(&a->conn_lock);
-		if (cached)
-			return;
-		if (kvm_probe(a, conn, reason, sizeof(reason)) == 0)
-			accel = KC_ACCEL_KVM;
-		if (have_key)
-			cache_write(a, &k, accel, reason);
+		if (!cached) {
+			if (kvm_probe(a, conn, reason, sizeof(reason)) == 0)
+				accel = KC_ACCEL_KVM;
+			if (have_key)
+				cache_write(a, &k, accel, reason);
+			set_accel(a, accel, reason);
+		}
+		__atomic_add_fetch(&a->probe_gen, 1, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&a->probe_lock);
+		return;
 	}
-	pthread_mutex_lock(&a->conn_lock);
-	a->accel = accel;
-	snprintf(a->accel_reason, sizeof(a->accel_reason), "%s", reason);
-	pthread_mutex_unlock(&a->conn_lock);
+	set_accel(a, accel, reason);
 }

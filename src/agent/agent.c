@@ -124,8 +124,10 @@ static int agent_start(struct kc_agent *a, struct kc_error *err)
 	_cleanup_pool_ virStoragePoolPtr pool = kc_pool_get(a, conn, err);
 	if (!pool)
 		return -1;
-	/* Left by a process that died in the middle of a create. */
-	kc_pool_remove_orphans(conn, pool);
+	/* Left by processes that died in the middle of a create, a seed or a
+	 * probe; only what their records and locks prove dead is removed. */
+	kc_intents_reap(a, conn, pool);
+	kc_tmpdirs_reap(a->data_dir);
 	return 0;
 }
 
@@ -137,6 +139,7 @@ int kc_agent_new(const struct kc_config *cfg, struct kc_agent **ret, struct kc_e
 	pthread_mutex_init(&a->conn_lock, NULL);
 	pthread_mutex_init(&a->create_lock, NULL);
 	pthread_mutex_init(&a->event_lock, NULL);
+	pthread_mutex_init(&a->probe_lock, NULL);
 	a->lifecycle_cb = -1;
 	if (read_config(a, cfg, err) < 0 || agent_start(a, err) < 0) {
 		kc_agent_free(a);
@@ -164,6 +167,7 @@ void kc_agent_free(struct kc_agent *a)
 	pthread_mutex_destroy(&a->conn_lock);
 	pthread_mutex_destroy(&a->create_lock);
 	pthread_mutex_destroy(&a->event_lock);
+	pthread_mutex_destroy(&a->probe_lock);
 	free(a);
 }
 

@@ -64,6 +64,12 @@ struct kc_agent {
 	/* Written by kc_agent_new and host_check(probe): guarded by conn_lock. */
 	enum kc_accel accel;
 	char accel_reason[512];
+
+	/* One KVM probe at a time: each boots a guest.  probe_gen counts the
+	 * decisions made under probe_lock, so that a caller who waited for
+	 * another's probe takes its result instead of probing again. */
+	pthread_mutex_t probe_lock;
+	uint64_t probe_gen;
 };
 
 /* ---- conn.c ---- */
@@ -120,8 +126,11 @@ int kc_mkdir_p(const char *path, mode_t mode, struct kc_error *err);
 int kc_run(char *const argv[], struct kc_error *err);
 /* Removes a folder and the plain files directly inside it. */
 void kc_rmdir_files(const char *dir);
-/* Virtual size from a qcow2 header; KC_ERR_INVALID if not a qcow2 file. */
-int kc_qcow2_virtual_size(const char *path, uint64_t *ret, struct kc_error *err);
+/* Virtual size from the qcow2 header of template `path`.  KC_ERR_INVALID,
+ * naming the image as `what` (not its path), if it is not a qcow2 file we
+ * can hand to QEMU as a backing file: version other than 2 or 3, a backing
+ * file of its own, an external data file, or unknown incompatible features. */
+int kc_qcow2_virtual_size(const char *path, const char *what, uint64_t *ret, struct kc_error *err);
 /* "9.0.0" from libvirt's major*1000000+minor*1000+micro. */
 void kc_version_str(unsigned long v, char *buf, size_t len);
 /* libxml2 XPath helpers over a parsed document. */
@@ -162,9 +171,35 @@ int kc_pool_check_space(virStoragePoolPtr pool, uint64_t bytes, struct kc_error 
 
 /* vm_create.c: is a create of `name` under way?  Caller holds create_lock. */
 bool kc_agent_is_creating(struct kc_agent *a, const char *name);
-/* Deletes volumes named <x>-root.qcow2, <x>-dataN.qcow2, <x>-seed.iso
- * when no domain <x> exists.  Returns how many were removed. */
-int kc_pool_remove_orphans(virConnectPtr conn, virStoragePoolPtr pool);
+
+/* ---- intent.c ---- */
+struct kc_intent {
+	int fd; /* the record, locked; -1 when none */
+	char *path;
+};
+/* Writes and locks <storage.dir>/.creating/<vm> (KC_ERR_CONFLICT if another
+ * process holds it or domain vm exists).  A record a dead create left is
+ * reaped first.  Call before making the first file of the VM. */
+int kc_intent_begin(struct kc_agent *a, virConnectPtr conn, virStoragePoolPtr pool, const char *vm,
+		    struct kc_intent *in, struct kc_error *err);
+/* Names a file (in storage.dir) the create is about to make. */
+int kc_intent_note(struct kc_intent *in, const char *file, struct kc_error *err);
+/* Removes and unlocks the record: the domain is defined or all rolled back. */
+void kc_intent_end(struct kc_intent *in);
+/* At start-up: for each record whose creator died, removes the files it
+ * named and the VM's console log if no domain exists, then the record.
+ * Returns how many files were removed. */
+int kc_intents_reap(struct kc_agent *a, virConnectPtr conn, virStoragePoolPtr pool);
+
+/* ---- tmpdir.c ---- */
+/* mkdtemp(<parent>/<prefix>XXXXXX) into buf, 0700, locked by *ret_lock
+ * until kc_tmpdir_remove. */
+int kc_tmpdir_make(const char *parent, const char *prefix, char *buf, size_t len, int *ret_lock,
+		   struct kc_error *err);
+void kc_tmpdir_remove(const char *dir, int lock);
+/* Removes temporary folders (and accel.json temp files) in data_dir that
+ * are older than this process and whose maker is gone. */
+int kc_tmpdirs_reap(const char *data_dir);
 
 /* ---- seed.c ---- */
 /* Writes <storage.dir>/<vm>-seed.iso (NoCloud, label cidata). */
@@ -176,6 +211,8 @@ int kc_host_check_run(struct kc_agent *a, virConnectPtr conn, json_t **ret, stru
 
 /* ---- vm_info.c ---- */
 json_t *kc_vm_json(struct kc_agent *a, virConnectPtr conn, virDomainPtr dom, struct kc_error *err);
+/* libvirt's domain state as docs/api.md names it ("unknown" if none). */
+const char *kc_vm_state_name(int state);
 /* Paths of a domain's file-backed disks (NULL-terminated, malloc'd). */
 char **kc_vm_disk_paths(virDomainPtr dom, struct kc_error *err);
 void kc_strv_free(char **v);

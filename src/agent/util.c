@@ -127,19 +127,57 @@ void kc_rmdir_files(const char *dir)
 	rmdir(dir);
 }
 
-int kc_qcow2_virtual_size(const char *path, uint64_t *ret, struct kc_error *err)
+static uint64_t be64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* qcow2 incompatible feature bits QEMU 7.2 knows: dirty, corrupt, external
+ * data file, compression type, extended L2 entries. */
+#define QCOW2_INCOMPAT_DATA_FILE (1ULL << 2)
+#define QCOW2_INCOMPAT_KNOWN	 0x1fULL
+
+int kc_qcow2_virtual_size(const char *path, const char *what, uint64_t *ret, struct kc_error *err)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return kc_error_set_errno(err, errno == ENOENT ? KC_ERR_NOT_FOUND : KC_ERR_INTERNAL,
-					  errno, "cannot open %s", path);
-	unsigned char h[32];
-	if (pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) || memcmp(h, "QFI\xfb", 4) != 0)
-		return kc_error_set(err, KC_ERR_INVALID, "%s is not a qcow2 image", path);
-	uint64_t size = 0;
-	for (int i = 24; i < 32; i++)
-		size = size << 8 | h[i];
-	*ret = size;
+					  errno, "cannot open %s", what);
+	/* Version 2 headers are 72 bytes, version 3 at least 104. */
+	unsigned char h[104];
+	ssize_t n = pread(fd, h, sizeof(h), 0);
+	if (n < 72 || memcmp(h, "QFI\xfb", 4) != 0)
+		return kc_error_set(err, KC_ERR_INVALID, "%s is not a qcow2 image", what);
+	uint32_t version = (uint32_t)h[4] << 24 | h[5] << 16 | h[6] << 8 | h[7];
+	if (version != 2 && version != 3)
+		return kc_error_set(err, KC_ERR_INVALID,
+				    "%s has qcow2 version %u (2 or 3 expected)", what, version);
+	/* QEMU would open these other files itself, in formats it guesses. */
+	if (be64(h + 8) != 0)
+		return kc_error_set(err, KC_ERR_INVALID,
+				    "%s has a backing file of its own; flatten it first "
+				    "(qemu-img convert -O qcow2)",
+				    what);
+	if (version == 3) {
+		if (n < 104)
+			return kc_error_set(err, KC_ERR_INVALID, "%s has a truncated qcow2 header",
+					    what);
+		uint64_t incompat = be64(h + 72);
+		if (incompat & QCOW2_INCOMPAT_DATA_FILE)
+			return kc_error_set(err, KC_ERR_INVALID,
+					    "%s uses an external data file; flatten it first "
+					    "(qemu-img convert -O qcow2)",
+					    what);
+		if (incompat & ~QCOW2_INCOMPAT_KNOWN)
+			return kc_error_set(err, KC_ERR_INVALID,
+					    "%s has unknown qcow2 incompatible features 0x%llx",
+					    what,
+					    (unsigned long long)(incompat & ~QCOW2_INCOMPAT_KNOWN));
+	}
+	*ret = be64(h + 24);
 	return 0;
 }
 

@@ -28,6 +28,7 @@ struct created {
 	char *seed_path;
 	char *log_path;
 	virDomainPtr dom;
+	struct kc_intent intent;
 };
 
 static void rollback(virStoragePoolPtr pool, struct created *c)
@@ -59,6 +60,28 @@ static void created_clear(struct created *c)
 	free(c->log_path);
 	if (c->dom)
 		virDomainFree(c->dom);
+}
+
+/* Names vol in the intent record, then creates it.  A volume of that name
+ * that exists already (a disk kept from an earlier VM) is a conflict and
+ * never goes into the record: a reaper would delete it. */
+static int make_volume(virStoragePoolPtr pool, struct created *c, const char *vol,
+		       uint64_t capacity, const char *backing, struct kc_error *err)
+{
+	virStorageVolPtr v = virStorageVolLookupByName(pool, vol);
+	if (v) {
+		virStorageVolFree(v);
+		return kc_error_set(err, KC_ERR_CONFLICT,
+				    "volume %s exists already in the storage pool (a disk kept "
+				    "from an earlier VM?)",
+				    vol);
+	}
+	virResetLastError();
+	if (kc_intent_note(&c->intent, vol, err) < 0 ||
+	    kc_vol_create_qcow2(pool, vol, capacity, backing, err) < 0)
+		return -1;
+	c->vols[c->n_vols++] = strdup(vol);
+	return 0;
 }
 
 static int random_mac(char mac[18], struct kc_error *err)
@@ -200,15 +223,16 @@ static int set_disk(struct kc_domain_def *def, enum kc_disk_device dev, enum kc_
 /* Claims `name` and `bytes` of pool space for a create under way.  Fails
  * if the name is a domain already or another create holds it, or if the
  * pool cannot hold these bytes on top of what other creates claimed. */
-static int claim(struct kc_agent *a, virConnectPtr conn, virStoragePoolPtr pool,
-		 const char *name, uint64_t bytes, struct kc_error *err)
+static int claim(struct kc_agent *a, virConnectPtr conn, virStoragePoolPtr pool, const char *name,
+		 uint64_t bytes, struct kc_error *err)
 {
 	pthread_mutex_lock(&a->create_lock);
 	int r = -1;
 	uint64_t claimed = 0;
 	for (size_t i = 0; i < a->n_inflight; i++) {
 		if (strcmp(a->inflight[i].name, name) == 0) {
-			kc_error_set(err, KC_ERR_CONFLICT, "VM '%s' is being created already", name);
+			kc_error_set(err, KC_ERR_CONFLICT, "VM '%s' is being created already",
+				     name);
 			goto out;
 		}
 		claimed += a->inflight[i].bytes;
@@ -221,8 +245,8 @@ static int claim(struct kc_agent *a, virConnectPtr conn, virStoragePoolPtr pool,
 	}
 	virResetLastError();
 	if (a->n_inflight == KC_MAX_INFLIGHT) {
-		kc_error_set(err, KC_ERR_UNAVAILABLE, "more than %d VM creates at once on this host",
-			     KC_MAX_INFLIGHT);
+		kc_error_set(err, KC_ERR_UNAVAILABLE,
+			     "more than %d VM creates at once on this host", KC_MAX_INFLIGHT);
 		goto out;
 	}
 	if (kc_pool_check_space(pool, bytes + claimed, err) < 0)
@@ -275,9 +299,11 @@ static int create_vm(struct kc_agent *a, virConnectPtr conn, const struct kc_vm_
 		if (!img)
 			return -1;
 		if (access(img, R_OK) != 0)
-			return kc_error_set(err, KC_ERR_NOT_FOUND, "image '%s' not found in %s",
-					    req->image, a->images_dir);
-		if (kc_qcow2_virtual_size(img, &img_size, err) < 0)
+			return kc_error_set(err, KC_ERR_NOT_FOUND,
+					    "image '%s' not found in the image store", req->image);
+		char what[KC_NAME_MAX + 16];
+		snprintf(what, sizeof(what), "image '%s'", req->image);
+		if (kc_qcow2_virtual_size(img, what, &img_size, err) < 0)
 			return -1;
 	}
 	if (req->iso[0]) {
@@ -285,8 +311,8 @@ static int create_vm(struct kc_agent *a, virConnectPtr conn, const struct kc_vm_
 		if (!iso)
 			return -1;
 		if (access(iso, R_OK) != 0)
-			return kc_error_set(err, KC_ERR_NOT_FOUND, "ISO '%s' not found in %s",
-					    req->iso, a->images_dir);
+			return kc_error_set(err, KC_ERR_NOT_FOUND,
+					    "ISO '%s' not found in the image store", req->iso);
 	}
 	if (!img && !iso)
 		return kc_error_set(err, KC_ERR_INVALID, "a VM needs an image or an iso");
@@ -314,6 +340,9 @@ static int create_vm(struct kc_agent *a, virConnectPtr conn, const struct kc_vm_
 	if (claim(a, conn, pool, req->name, total, err) < 0)
 		return -1;
 	*ret_claimed = true;
+	/* From here on every file is named in the record before it is made. */
+	if (kc_intent_begin(a, conn, pool, req->name, &c->intent, err) < 0)
+		return -1;
 
 	_cleanup_(kc_domain_def_clear) struct kc_domain_def def = {0};
 	if (random_uuid(def.uuid, err) < 0)
@@ -334,9 +363,8 @@ static int create_vm(struct kc_agent *a, virConnectPtr conn, const struct kc_vm_
 	char target[8], path[4200], vol[KC_NAME_MAX + 32];
 	if (root > 0) {
 		snprintf(vol, sizeof(vol), "%s-root.qcow2", req->name);
-		if (kc_vol_create_qcow2(pool, vol, root, img, err) < 0)
+		if (make_volume(pool, c, vol, root, img, err) < 0)
 			return -1;
-		c->vols[c->n_vols++] = strdup(vol);
 		snprintf(path, sizeof(path), "%s/%s", a->storage_dir, vol);
 		snprintf(target, sizeof(target), "vd%c", vd++);
 		if (set_disk(&def, KC_DEVICE_DISK, KC_BUS_VIRTIO, KC_FORMAT_QCOW2, path, target,
@@ -345,9 +373,8 @@ static int create_vm(struct kc_agent *a, virConnectPtr conn, const struct kc_vm_
 	}
 	for (size_t i = 0; i < req->n_data_disks && i < KC_MAX_DATA_DISKS; i++) {
 		snprintf(vol, sizeof(vol), "%s-data%zu.qcow2", req->name, i + 1);
-		if (kc_vol_create_qcow2(pool, vol, req->data_disks_gib[i] * KC_GIB, NULL, err) < 0)
+		if (make_volume(pool, c, vol, req->data_disks_gib[i] * KC_GIB, NULL, err) < 0)
 			return -1;
-		c->vols[c->n_vols++] = strdup(vol);
 		snprintf(path, sizeof(path), "%s/%s", a->storage_dir, vol);
 		snprintf(target, sizeof(target), "vd%c", vd++);
 		if (set_disk(&def, KC_DEVICE_DISK, KC_BUS_VIRTIO, KC_FORMAT_QCOW2, path, target,
@@ -364,6 +391,16 @@ static int create_vm(struct kc_agent *a, virConnectPtr conn, const struct kc_vm_
 			snprintf(host, sizeof(host), "%s", req->hostname);
 		else
 			default_hostname(req->name, host, sizeof(host));
+		/* As for volumes: a kept seed never goes into the record. */
+		snprintf(vol, sizeof(vol), "%s-seed.iso", req->name);
+		snprintf(path, sizeof(path), "%s/%s", a->storage_dir, vol);
+		if (access(path, F_OK) == 0)
+			return kc_error_set(err, KC_ERR_CONFLICT,
+					    "volume %s exists already in the storage pool (kept "
+					    "from an earlier VM?)",
+					    vol);
+		if (kc_intent_note(&c->intent, vol, err) < 0)
+			return -1;
 		if (kc_seed_create(a, req->name, def.uuid, host, req->user_data, &c->seed_path,
 				   err) < 0)
 			return -1;
@@ -422,6 +459,17 @@ static int create_vm(struct kc_agent *a, virConnectPtr conn, const struct kc_vm_
 	return 0;
 }
 
+/* What the create returns when kc_vm_json fails: {"name","uuid","state"}. */
+static json_t *minimal_json(virDomainPtr dom, const char *name)
+{
+	char uuid[VIR_UUID_STRING_BUFLEN] = "";
+	int state = -1, reason;
+	if (virDomainGetUUIDString(dom, uuid) < 0 || virDomainGetState(dom, &state, &reason, 0) < 0)
+		virResetLastError();
+	return json_pack("{s:s,s:s,s:s}", "name", name, "uuid", uuid, "state",
+			 kc_vm_state_name(state));
+}
+
 int kc_agent_vm_create(struct kc_agent *a, const struct kc_vm_request *req, json_t **ret,
 		       struct kc_error *err)
 {
@@ -450,11 +498,20 @@ int kc_agent_vm_create(struct kc_agent *a, const struct kc_vm_request *req, json
 	if (r < 0)
 		rollback(pool, &c);
 	/* Only now: until the rollback is over the name and its volumes are ours. */
+	kc_intent_end(&c.intent);
 	if (claimed)
 		release(a, req->name);
 	json_t *vm = NULL;
-	if (r == 0 && !(vm = kc_vm_json(a, conn, c.dom, err)))
-		r = -1;
+	if (r == 0 && !(vm = kc_vm_json(a, conn, c.dom, err))) {
+		/* The VM exists: describing it must not fail the create. */
+		vm = minimal_json(c.dom, req->name);
+		if (vm)
+			kc_error_clear(err);
+		else
+			r = kc_error_set(err, KC_ERR_INTERNAL,
+					 "VM '%s' was created, but out of memory describing it",
+					 req->name);
+	}
 	created_clear(&c);
 	if (pool)
 		virStoragePoolFree(pool);

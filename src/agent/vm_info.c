@@ -12,7 +12,7 @@
 #include "domain_xml.h"
 #include "json_util.h"
 
-static const char *state_name(int s)
+const char *kc_vm_state_name(int s)
 {
 	switch (s) {
 	case VIR_DOMAIN_RUNNING:
@@ -127,7 +127,7 @@ json_t *kc_vm_json(struct kc_agent *a, virConnectPtr conn, virDomainPtr dom, str
 	json_object_set_new(o, "name", json_string(virDomainGetName(dom)));
 	json_object_set_new(o, "uuid", json_string(uuid));
 	json_object_set_new(o, "host", json_string(a->host_name));
-	json_object_set_new(o, "state", json_string(state_name(state)));
+	json_object_set_new(o, "state", json_string(kc_vm_state_name(state)));
 	xmlXPathObjectPtr mo =
 		xmlXPathEvalExpression((const xmlChar *)"count(/domain/metadata/kc:*) > 0", x.ctx);
 	json_object_set_new(o, "managed", json_boolean(mo && xmlXPathCastToBoolean(mo)));

@@ -8,12 +8,15 @@
  * /var/cache/kvmcloud/test-image/kctest.qcow2), KC_TEST_URI (default
  * qemu:///system).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -66,7 +69,9 @@ static int copy_file(const char *from, const char *to)
 	return n < 0 ? -1 : 0;
 }
 
-static struct kc_agent *agent_new(struct kc_error *err)
+/* probe_image NULL: auto mode must fall back to TCG without booting. */
+static struct kc_agent *agent_new_probe(const char *probe_image, const char *probe_timeout,
+					struct kc_error *err)
 {
 	_cleanup_config_ struct kc_config *cfg = kc_config_new();
 	char data[300];
@@ -74,11 +79,18 @@ static struct kc_agent *agent_new(struct kc_error *err)
 	kc_config_set(cfg, "libvirt.uri", uri, NULL);
 	kc_config_set(cfg, "data.dir", data, NULL);
 	kc_config_set(cfg, "storage.pool", pool_name, NULL);
-	/* No probe image: auto mode must fall back to TCG without booting. */
-	kc_config_set(cfg, "probe.image", "/nonexistent/kctest.qcow2", NULL);
+	kc_config_set(cfg, "probe.image", probe_image ? probe_image : "/nonexistent/kctest.qcow2",
+		      NULL);
+	if (probe_timeout)
+		kc_config_set(cfg, "probe.timeout", probe_timeout, NULL);
 	struct kc_agent *a = NULL;
 	kc_agent_new(cfg, &a, err);
 	return a;
+}
+
+static struct kc_agent *agent_new(struct kc_error *err)
+{
+	return agent_new_probe(NULL, NULL, err);
 }
 
 /* Parses a request the way the server does. */
@@ -99,15 +111,34 @@ static int request(struct kc_vm_request *req, const char *json_fmt, ...)
 	return 0;
 }
 
+/* Volumes in the test pool, without the hidden .creating folder (libvirt
+ * lists a dir pool's sub-folders as volumes). */
 static size_t pool_volumes(virConnectPtr c)
 {
 	virStoragePoolPtr p = virStoragePoolLookupByName(c, pool_name);
 	if (!p)
 		return 999;
 	virStoragePoolRefresh(p, 0);
-	int n = virStoragePoolNumOfVolumes(p);
+	virStorageVolPtr *vols = NULL;
+	int n = virStoragePoolListAllVolumes(p, &vols, 0);
 	virStoragePoolFree(p);
-	return n < 0 ? 999 : (size_t)n;
+	if (n < 0)
+		return 999;
+	size_t count = 0;
+	for (int i = 0; i < n; i++) {
+		if (virStorageVolGetName(vols[i])[0] != '.')
+			count++;
+		virStorageVolFree(vols[i]);
+	}
+	free(vols);
+	return count;
+}
+
+static bool pool_file(const char *name)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/data/pool/%s", dir, name);
+	return access(path, F_OK) == 0;
 }
 
 static bool domain_exists(virConnectPtr c, const char *name)
@@ -188,7 +219,8 @@ static void test_bad_inputs(struct kc_agent *a, virConnectPtr c)
 		struct kc_error err = {0};
 		json_t *vm = NULL;
 		int r = kc_agent_vm_create(a, &req, &vm, &err);
-		ok(r < 0 && err.code == cases[i].code, "bad input: %s -> %s (%s)", cases[i].desc,
+		ok(r < 0 && err.code == cases[i].code && !strstr(err.message, dir),
+		   "bad input: %s -> %s, no server path in the message (%s)", cases[i].desc,
 		   kc_errcode_name(cases[i].code), err.message);
 		ok(!domain_exists(c, req.name) && pool_volumes(c) == 0,
 		   "bad input: %s created nothing", cases[i].desc);
@@ -271,6 +303,11 @@ static void test_lifecycle(struct kc_agent *a, virConnectPtr c)
 	ok(vnc && strcmp(json_string_value(json_object_get(vnc, "listen")), "127.0.0.1") == 0 &&
 		   json_integer_value(json_object_get(vnc, "port")) >= 5900,
 	   "VNC on 127.0.0.1 with a port");
+	char seed[400];
+	struct stat st;
+	snprintf(seed, sizeof(seed), "%s/data/pool/%s-seed.iso", dir, req.name);
+	unsigned mode = stat(seed, &st) == 0 ? st.st_mode & 07777 : 0;
+	ok(mode == 0600, "seed ISO is mode 0600 (%o)", mode);
 	const char *mac = json_string_value(
 		json_object_get(json_array_get(json_object_get(vm, "nics"), 0), "mac"));
 	ok(mac && strncmp(mac, "52:54:00:", 9) == 0, "MAC generated in 52:54:00 (%s)", mac);
@@ -393,33 +430,253 @@ static void test_lifecycle(struct kc_agent *a, virConnectPtr c)
 	kc_vm_request_clear(&req);
 }
 
-static void test_orphans(virConnectPtr c)
+static bool make_volume(virConnectPtr c, const char *name)
 {
 	virStoragePoolPtr p = virStoragePoolLookupByName(c, pool_name);
 	char xml[512];
 	snprintf(xml, sizeof(xml),
-		 "<volume><name>%s-orphan-root.qcow2</name><capacity>1048576</capacity>"
+		 "<volume><name>%s</name><capacity>1048576</capacity>"
 		 "<target><format type='qcow2'/></target></volume>",
-		 prefix);
+		 name);
 	virStorageVolPtr v = p ? virStorageVolCreateXML(p, xml, 0) : NULL;
-	snprintf(xml, sizeof(xml),
-		 "<volume><name>%s-notours.img</name><capacity>1048576</capacity></volume>",
-		 prefix);
-	virStorageVolPtr keep = p ? virStorageVolCreateXML(p, xml, 0) : NULL;
-	ok(v && keep, "orphans: test volumes made");
-	struct kc_error err = {0};
-	struct kc_agent *a = agent_new(&err);
-	ok(a != NULL, "orphans: agent restarts %s", err.message);
-	ok(pool_volumes(c) == 1, "orphans: <vm>-root.qcow2 without a domain removed, others kept");
-	kc_agent_free(a);
-	if (keep) {
-		virStorageVolDelete(keep, 0);
-		virStorageVolFree(keep);
-	}
 	if (v)
 		virStorageVolFree(v);
 	if (p)
 		virStoragePoolFree(p);
+	return v != NULL;
+}
+
+static void delete_volumes(virConnectPtr c)
+{
+	virStoragePoolPtr p = virStoragePoolLookupByName(c, pool_name);
+	if (!p)
+		return;
+	virStoragePoolRefresh(p, 0);
+	virStorageVolPtr *vols = NULL;
+	int n = virStoragePoolListAllVolumes(p, &vols, 0);
+	for (int i = 0; i < n; i++) {
+		if (virStorageVolGetName(vols[i])[0] != '.')
+			virStorageVolDelete(vols[i], 0);
+		virStorageVolFree(vols[i]);
+	}
+	free(vols);
+	virStoragePoolFree(p);
+}
+
+/* An intent record as a create writes it; returns its fd (unlocked). */
+static int write_record(const char *vm, const char *files)
+{
+	char path[400];
+	snprintf(path, sizeof(path), "%s/data/pool/.creating", dir);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/data/pool/.creating/%s", dir, vm);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	char buf[512];
+	int len = snprintf(buf, sizeof(buf), "999999\n%s", files);
+	if (write(fd, buf, len) != len) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static bool record_exists(const char *vm)
+{
+	char path[400];
+	snprintf(path, sizeof(path), "%s/data/pool/.creating/%s", dir, vm);
+	return access(path, F_OK) == 0;
+}
+
+/* Start-up clean-up removes only what intent records of dead creates name. */
+static void test_orphans(virConnectPtr c)
+{
+	struct kc_error err = {0};
+	struct kc_agent *a = agent_new(&err);
+	ok(a != NULL, "orphans: agent starts %s", err.message);
+	if (!a)
+		return;
+
+	/* 1. Disks kept by delete with_disks=false survive a restart. */
+	struct kc_vm_request req = {0};
+	request(&req,
+		"{\"name\":\"%s-kept\",\"memory_mib\":128,\"image\":\"kctest\","
+		"\"data_disks_gib\":[1],\"start\":false}",
+		prefix);
+	_cleanup_json_ json_t *vm = NULL;
+	ok(kc_agent_vm_create(a, &req, &vm, &err) == 0, "orphans: create %s (not started) %s",
+	   req.name, err.message);
+	ok(!record_exists(req.name), "orphans: the record is gone after the create");
+	kc_error_clear(&err);
+	ok(kc_agent_vm_delete(a, req.name, false, &err) == 0, "orphans: delete keeping disks %s",
+	   err.message);
+	ok(pool_volumes(c) == 3, "orphans: root, data and seed kept (%zu)", pool_volumes(c));
+	kc_agent_free(a);
+
+	/* 2. A create that died: record naming a volume and a seed, no lock. */
+	char dead[64], files[256], name[512];
+	snprintf(dead, sizeof(dead), "%s-dead", prefix);
+	snprintf(name, sizeof(name), "%s-root.qcow2", dead);
+	bool made = make_volume(c, name);
+	snprintf(name, sizeof(name), "%s/data/pool/%s-seed.iso", dir, dead);
+	close(open(name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+	snprintf(files, sizeof(files), "%s-root.qcow2\n%s-seed.iso\n%s-kept-root.qcow2\n", dead,
+		 dead, prefix);
+	int fd = write_record(dead, files);
+	ok(made && fd >= 0, "orphans: dead create simulated");
+	if (fd >= 0)
+		close(fd);
+
+	/* 3. A create running in another process: its record is locked. */
+	char live[64];
+	snprintf(live, sizeof(live), "%s-live", prefix);
+	snprintf(name, sizeof(name), "%s-root.qcow2", live);
+	made = make_volume(c, name);
+	snprintf(files, sizeof(files), "%s-root.qcow2\n", live);
+	int lfd = write_record(live, files);
+	ok(made && lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) == 0,
+	   "orphans: live create simulated (record locked)");
+
+	/* 4. Stale temp folders: an old one is removed; a locked one, one that
+	 * is not ours and one newer than the process are kept. */
+	char old_tmp[400], locked_tmp[400], other[400], fresh[400];
+	snprintf(old_tmp, sizeof(old_tmp), "%s/data/seed-Ab12Cd", dir);
+	snprintf(locked_tmp, sizeof(locked_tmp), "%s/data/probe-Xy34Zw", dir);
+	snprintf(other, sizeof(other), "%s/data/seed-not-ours", dir);
+	snprintf(fresh, sizeof(fresh), "%s/data/seed-Fr35h1", dir);
+	mkdir(old_tmp, 0700);
+	mkdir(locked_tmp, 0700);
+	mkdir(other, 0700);
+	snprintf(name, sizeof(name), "%s/user-data", old_tmp);
+	close(open(name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+	struct timespec old[2] = {{.tv_sec = 1000000000}, {.tv_sec = 1000000000}};
+	utimensat(AT_FDCWD, old_tmp, old, 0);
+	utimensat(AT_FDCWD, locked_tmp, old, 0);
+	utimensat(AT_FDCWD, other, old, 0);
+	int dfd = open(locked_tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	flock(dfd, LOCK_EX | LOCK_NB);
+	mkdir(fresh, 0700);
+
+	kc_error_clear(&err);
+	a = agent_new(&err);
+	ok(a != NULL, "orphans: agent restarts %s", err.message);
+	snprintf(name, sizeof(name), "%s-kept-root.qcow2", prefix);
+	ok(pool_file(name) && pool_volumes(c) == 4,
+	   "orphans: kept disks survive the restart, even when a dead record names them (%zu)",
+	   pool_volumes(c));
+	snprintf(name, sizeof(name), "%s-root.qcow2", dead);
+	ok(!pool_file(name), "orphans: dead create's volume removed");
+	snprintf(name, sizeof(name), "%s-seed.iso", dead);
+	ok(!pool_file(name), "orphans: dead create's seed removed");
+	ok(!record_exists(dead), "orphans: dead create's record removed");
+	snprintf(name, sizeof(name), "%s-root.qcow2", live);
+	ok(pool_file(name) && record_exists(live), "orphans: live create left alone");
+	ok(access(old_tmp, F_OK) != 0, "orphans: stale seed-XXXXXX folder removed");
+	ok(access(locked_tmp, F_OK) == 0 && access(other, F_OK) == 0 && access(fresh, F_OK) == 0,
+	   "orphans: locked, foreign and fresh temp folders kept");
+	close(dfd);
+
+	/* A new create of the kept name refuses to take the kept disks. */
+	kc_error_clear(&err);
+	_cleanup_json_ json_t *again = NULL;
+	ok(a && kc_agent_vm_create(a, &req, &again, &err) < 0 && err.code == KC_ERR_CONFLICT,
+	   "orphans: create over kept disks is a conflict (%s)", err.message);
+	ok(pool_volumes(c) == 4, "orphans: and leaves them (%zu)", pool_volumes(c));
+	/* A create over a live record of another process waits, then gives up. */
+	struct kc_vm_request lreq = {0};
+	request(&lreq, "{\"name\":\"%s\",\"memory_mib\":128,\"image\":\"kctest\"}", live);
+	kc_error_clear(&err);
+	ok(a && kc_agent_vm_create(a, &lreq, &again, &err) < 0 && err.code == KC_ERR_CONFLICT &&
+		   strstr(err.message, "another process"),
+	   "orphans: create of a name another process creates is a conflict (%s)", err.message);
+	kc_vm_request_clear(&lreq);
+	close(lfd);
+
+	kc_agent_free(a);
+	kc_error_clear(&err);
+	a = agent_new(&err);
+	snprintf(name, sizeof(name), "%s-root.qcow2", live);
+	ok(a && !record_exists(live) && !pool_file(name),
+	   "orphans: once its creator is gone, a record is reaped at the next start");
+	kc_agent_free(a);
+	delete_volumes(c);
+	kc_vm_request_clear(&req);
+}
+
+struct probe_run {
+	struct kc_agent *a;
+	int r;
+};
+
+static void *probe_thread(void *opaque)
+{
+	struct probe_run *p = opaque;
+	struct kc_error err = {0};
+	json_t *check = NULL;
+	p->r = kc_agent_host_check(p->a, true, &check, &err);
+	json_decref(check);
+	return NULL;
+}
+
+/* Two host checks with probe_kvm at once: one probe, the other waits and
+ * takes its result. */
+static void test_probe_once(void)
+{
+	char img[400], data[300];
+	snprintf(img, sizeof(img), "%s/data/images/kctest.qcow2", dir);
+	snprintf(data, sizeof(data), "%s/data", dir);
+	struct kc_error err = {0};
+	double t_one = now_s();
+	/* No accel.json yet: the start probes once. */
+	struct kc_agent *a = agent_new_probe(img, "3", &err);
+	t_one = now_s() - t_one;
+	ok(a != NULL, "probe: agent with a probe image starts (%.1f s) %s", t_one, err.message);
+	if (!a)
+		return;
+	struct probe_run runs[2] = {{a, -1}, {a, -1}};
+	pthread_t t[2];
+	double t0 = now_s();
+	int max_dirs = 0;
+	pthread_create(&t[0], NULL, probe_thread, &runs[0]);
+	usleep(100 * 1000);
+	pthread_create(&t[1], NULL, probe_thread, &runs[1]);
+	/* Watch the probe folders while both run. */
+	while (now_s() - t0 < 30) {
+		int dirs = 0;
+		DIR *d = opendir(data);
+		struct dirent *e;
+		while (d && (e = readdir(d)))
+			dirs += strncmp(e->d_name, "probe-", 6) == 0;
+		if (d)
+			closedir(d);
+		if (dirs > max_dirs)
+			max_dirs = dirs;
+		if (__atomic_load_n(&runs[1].r, __ATOMIC_SEQ_CST) != -1 &&
+		    __atomic_load_n(&runs[0].r, __ATOMIC_SEQ_CST) != -1)
+			break;
+		usleep(50 * 1000);
+	}
+	pthread_join(t[0], NULL);
+	pthread_join(t[1], NULL);
+	double took = now_s() - t0;
+	ok(runs[0].r == 0 && runs[1].r == 0, "probe: both checks answer");
+	ok(max_dirs <= 1, "probe: never two probes at once (%d)", max_dirs);
+	/* Two probes in a row would take twice as long as the start's one. */
+	ok(took < 1.5 * t_one,
+	   "probe: the waiting check reused the result (%.1f s, one probe %.1f s)", took, t_one);
+	char tmp[400];
+	DIR *d = opendir(data);
+	struct dirent *e;
+	int tmps = 0;
+	while (d && (e = readdir(d)))
+		tmps += strncmp(e->d_name, ".accel.json.", 12) == 0 ||
+			strncmp(e->d_name, "probe-", 6) == 0;
+	if (d)
+		closedir(d);
+	snprintf(tmp, sizeof(tmp), "%s/accel.json", data);
+	ok(tmps == 0 && access(tmp, F_OK) == 0, "probe: accel.json written, no temp left");
+	kc_agent_free(a);
 }
 
 static void cleanup(virConnectPtr c)
@@ -529,6 +786,7 @@ int main(void)
 		test_lifecycle(a, c);
 		kc_agent_free(a);
 		test_orphans(c);
+		test_probe_once();
 	}
 	cleanup(c);
 	virConnectClose(c);

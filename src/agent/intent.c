@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * intent.c - intent records of VM creates: <storage.dir>/.creating/<vm>.
+ *
+ * A create writes its record before it makes the first file, names there
+ * each volume before making it, and holds flock(LOCK_EX) on the record until
+ * the domain is defined or everything is rolled back.  flock dies with its
+ * process, so a record whose lock can be taken belongs to a create that
+ * died: only those files are removed at start-up.  Volumes with no record
+ * (kept disks, volumes of domains undefined by hand, creates running in
+ * another process) are never touched.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent_priv.h"
+#include "cleanup.h"
+#include "io.h"
+
+#define INTENT_DIR	 ".creating"
+#define INTENT_MAX_BYTES 16384 /* pid line + a few file names */
+#define LOCK_TRIES	 50    /* x 20 ms: a reaper holds a dead create's lock briefly */
+
+/* Is `file` one of the names a create of `vm` makes: <vm>-root.qcow2,
+ * <vm>-seed.iso, <vm>-dataN.qcow2?  A record is only trusted for these. */
+static bool owned_by(const char *file, const char *vm)
+{
+	size_t vl = strlen(vm);
+	if (strncmp(file, vm, vl) != 0)
+		return false;
+	const char *s = file + vl;
+	if (strcmp(s, "-root.qcow2") == 0 || strcmp(s, "-seed.iso") == 0)
+		return true;
+	if (strncmp(s, "-data", 5) != 0)
+		return false;
+	s += 5;
+	const char *d = s;
+	while (*d >= '0' && *d <= '9')
+		d++;
+	return d > s && d - s <= 3 && strcmp(d, ".qcow2") == 0;
+}
+
+static int lock_nb(int fd)
+{
+	int r;
+	while ((r = flock(fd, LOCK_EX | LOCK_NB)) < 0 && errno == EINTR)
+		;
+	return r;
+}
+
+/* Does `path` still name the file open as fd?  A reaper may have removed
+ * the record between our open and our lock. */
+static bool still_linked(int fd, const char *path)
+{
+	struct stat a, b;
+	return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+	       a.st_ino == b.st_ino;
+}
+
+/* Removes the files a dead create of `vm` listed in its record (fd, locked
+ * by us), and the VM's console log.  The caller checked that no domain
+ * `vm` exists. */
+static int reap_files(struct kc_agent *a, virStoragePoolPtr pool, const char *vm, int fd)
+{
+	char buf[INTENT_MAX_BYTES + 1];
+	ssize_t n = pread(fd, buf, INTENT_MAX_BYTES, 0);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	int removed = 0;
+	char *save = NULL;
+	/* The first line is the creator's pid. */
+	strtok_r(buf, "\n", &save);
+	for (char *f; (f = strtok_r(NULL, "\n", &save));) {
+		if (!owned_by(f, vm))
+			continue;
+		_cleanup_free_ char *p = NULL;
+		if (asprintf(&p, "%s/%s", a->storage_dir, f) < 0)
+			break;
+		if (access(p, F_OK) == 0)
+			removed++;
+		if (pool && kc_vol_delete_name(pool, f, NULL) < 0)
+			virResetLastError();
+		/* libvirt may not know a file made after its last refresh. */
+		unlink(p);
+	}
+	_cleanup_free_ char *log = kc_path_join_name(a->console_dir, vm, ".log", "VM name", NULL);
+	if (log)
+		unlink(log);
+	return removed;
+}
+
+/* Whether domain `vm` exists: 1, 0, or -1 if libvirt cannot tell. */
+static int domain_exists(virConnectPtr conn, const char *vm)
+{
+	virDomainPtr d = virDomainLookupByName(conn, vm);
+	if (d) {
+		virDomainFree(d);
+		return 1;
+	}
+	virErrorPtr e = virGetLastError();
+	int r = e && e->code == VIR_ERR_NO_DOMAIN ? 0 : -1;
+	virResetLastError();
+	return r;
+}
+
+int kc_intent_begin(struct kc_agent *a, virConnectPtr conn, virStoragePoolPtr pool, const char *vm,
+		    struct kc_intent *in, struct kc_error *err)
+{
+	in->fd = -1;
+	in->path = NULL;
+	_cleanup_free_ char *dir = NULL, *path = NULL;
+	if (asprintf(&dir, "%s/" INTENT_DIR, a->storage_dir) < 0 ||
+	    asprintf(&path, "%s/%s", dir, vm) < 0)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "mkdir %s", dir);
+
+	_cleanup_close_ int fd = -1;
+	for (int tries = 0;; tries++) {
+		fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "create %s", path);
+		if (lock_nb(fd) == 0) {
+			if (still_linked(fd, path))
+				break;
+		} else if (errno != EWOULDBLOCK) {
+			return kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "flock %s", path);
+		}
+		close(fd);
+		fd = -1;
+		if (tries == LOCK_TRIES)
+			return kc_error_set(err, KC_ERR_CONFLICT,
+					    "VM '%s' is being created by another process", vm);
+		struct timespec ts = {0, 20 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+
+	/* The name is ours now, against other processes too. */
+	int exists = domain_exists(conn, vm);
+	if (exists != 0) {
+		if (exists > 0)
+			unlink(path); /* a create that got as far as define */
+		return exists > 0 ? kc_error_set(err, KC_ERR_CONFLICT, "VM '%s' exists already", vm)
+				  : kc_lverr(err, "looking up VM '%s'", vm);
+	}
+	struct stat st;
+	if (fstat(fd, &st) == 0 && st.st_size > 0)
+		reap_files(a, pool, vm, fd); /* left by a create that died */
+	char line[32];
+	int len = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
+	int r = ftruncate(fd, 0) < 0 ? -errno : kc_write_all(fd, line, len);
+	if (r < 0) {
+		unlink(path);
+		return kc_error_set_errno(err, KC_ERR_INTERNAL, -r, "write %s", path);
+	}
+	in->fd = fd;
+	fd = -1;
+	in->path = steal_ptr(&path);
+	return 0;
+}
+
+int kc_intent_note(struct kc_intent *in, const char *file, struct kc_error *err)
+{
+	char line[KC_NAME_MAX + 32];
+	int len = snprintf(line, sizeof(line), "%s\n", file);
+	if (len < 0 || (size_t)len >= sizeof(line))
+		return kc_error_set(err, KC_ERR_INTERNAL, "file name too long: %s", file);
+	int r = kc_write_all(in->fd, line, len);
+	if (r < 0)
+		return kc_error_set_errno(err, KC_ERR_INTERNAL, -r, "write %s", in->path);
+	return 0;
+}
+
+void kc_intent_end(struct kc_intent *in)
+{
+	/* Unlink before unlocking: a reaper never sees a finished create's
+	 * record unlocked. */
+	if (in->path) {
+		unlink(in->path);
+		close(in->fd);
+	}
+	in->fd = -1;
+	free(in->path);
+	in->path = NULL;
+}
+
+int kc_intents_reap(struct kc_agent *a, virConnectPtr conn, virStoragePoolPtr pool)
+{
+	_cleanup_free_ char *dir = NULL;
+	if (asprintf(&dir, "%s/" INTENT_DIR, a->storage_dir) < 0)
+		return 0;
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return 0;
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return 0;
+	}
+	int removed = 0;
+	bool refreshed = false;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		const char *vm = e->d_name;
+		if (vm[0] == '.' || kc_name_validate(vm, "VM name", NULL) < 0)
+			continue;
+		_cleanup_free_ char *path = NULL;
+		if (asprintf(&path, "%s/%s", dir, vm) < 0)
+			break;
+		_cleanup_close_ int fd = openat(dfd, vm, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+		/* Locked: its create is alive (maybe in another process). */
+		if (fd < 0 || lock_nb(fd) < 0 || !still_linked(fd, path))
+			continue;
+		int exists = domain_exists(conn, vm);
+		if (exists < 0)
+			continue;
+		if (exists == 0) {
+			if (!refreshed && virStoragePoolRefresh(pool, 0) < 0)
+				virResetLastError();
+			refreshed = true;
+			int n = reap_files(a, pool, vm, fd);
+			if (n > 0)
+				removed += n;
+		}
+		unlinkat(dfd, vm, 0);
+	}
+	closedir(d);
+	if (refreshed && virStoragePoolRefresh(pool, 0) < 0)
+		virResetLastError();
+	return removed;
+}
