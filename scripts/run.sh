@@ -35,7 +35,7 @@ for i in $(seq 1 300); do
 	kill -0 $pid 2>/dev/null || { echo "kvmcloud-server exited:" >&2; tail -5 "$log" >&2; exit 1; }
 	sleep 0.2
 done
-grep -E '^(kvmcloud-server|accelerator|admin token)' "$log" | grep -v '^admin token: [0-9a-f]'
+grep -E '^(kvmcloud-server|accelerator|admin token)' "$log" | grep -Ev '^admin token: [0-9a-f]{64}'
 
 kc() { "$cli" --server "$URL" --token-file "$DATA/admin.token" "$@"; }
 if ! kc vm show demo >/dev/null 2>&1; then

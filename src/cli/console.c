@@ -21,6 +21,7 @@
 
 #include "cli.h"
 #include "cleanup.h"
+#include "io.h"
 #include "json_util.h"
 #include "request.h"
 
@@ -83,20 +84,6 @@ static int raw_terminal(struct kc_error *err)
 	return 0;
 }
 
-static bool write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
 static void on_message(const struct _u_request *req, struct _websocket_manager *mgr,
 		       const struct _websocket_message *msg, void *data)
 {
@@ -104,7 +91,7 @@ static void on_message(const struct _u_request *req, struct _websocket_manager *
 	if (msg->opcode != U_WEBSOCKET_OPCODE_BINARY && msg->opcode != U_WEBSOCKET_OPCODE_TEXT)
 		return;
 	atomic_store(&con->last_rx_ms, now_ms());
-	if (!write_all(STDOUT_FILENO, msg->data, msg->data_len))
+	if (kc_write_all(STDOUT_FILENO, msg->data, msg->data_len) < 0)
 		atomic_store(&con->write_failed, true);
 }
 

@@ -16,9 +16,12 @@
 #include "api.h"
 #include "cleanup.h"
 #include "http_util.h"
+#include "io.h"
 
-/* Each session holds two threads and a libvirt stream. */
-#define MAX_CONSOLE_SESSIONS 32
+/* Each session holds two threads and a libvirt stream, and ulfius 2.7.13
+ * allocates whatever frame length a client announces (docs/server.md): keep
+ * the number of sessions that can do that at once small. */
+#define MAX_CONSOLE_SESSIONS 8
 #define POLL_MS		     200
 
 static atomic_int n_sessions;
@@ -26,20 +29,6 @@ static atomic_int n_sessions;
 struct console_session {
 	int fd;
 };
-
-static bool write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
 
 static void console_manager(const struct _u_request *req, struct _websocket_manager *wm, void *data)
 {
@@ -78,7 +67,7 @@ static void console_incoming(const struct _u_request *req, struct _websocket_man
 	wm->keep_messages = U_WEBSOCKET_KEEP_NONE;
 	if (msg->opcode != U_WEBSOCKET_OPCODE_BINARY && msg->opcode != U_WEBSOCKET_OPCODE_TEXT)
 		return;
-	if (!write_all(cs->fd, msg->data, msg->data_len))
+	if (kc_write_all(cs->fd, msg->data, msg->data_len) < 0)
 		wm->close_flag = 1;
 }
 

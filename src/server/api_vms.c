@@ -17,6 +17,7 @@
 #include "cleanup.h"
 #include "http_util.h"
 #include "json_util.h"
+#include "reconcile.h"
 #include "vmspec.h"
 
 #define LOG_DEFAULT_MAX		 (64 * 1024)
@@ -112,6 +113,21 @@ int kc_api_require_managed(struct kc_server *srv, const char *name, json_t **ret
 	return 0;
 }
 
+/* kc_api_require_managed(), and the record is not 'creating': until the
+ * create has stored its result, acting on the name would race with it
+ * (e.g. a delete finding no domain yet and removing the record). */
+static int require_settled(struct kc_server *srv, const char *name, struct kc_error *err)
+{
+	_cleanup_json_ json_t *row = NULL;
+
+	if (kc_api_require_managed(srv, name, &row, err) < 0)
+		return -1;
+	const char *state = json_string_value(json_object_get(row, "state"));
+	if (state && strcmp(state, "creating") == 0)
+		return kc_error_set(err, KC_ERR_CONFLICT, "VM \"%s\" is being created", name);
+	return 0;
+}
+
 static int respond_vm(struct kc_call *c, unsigned status, json_t *extra, struct kc_error *err)
 {
 	_cleanup_json_ json_t *row = NULL;
@@ -136,15 +152,16 @@ int kc_api_vms_list(struct kc_call *c, struct kc_error *err)
 	struct kc_server *srv = c->srv;
 	_cleanup_json_ json_t *rows = NULL;
 	_cleanup_json_ json_t *live = NULL;
-	_cleanup_json_ json_t *by_name = json_object();
+	_cleanup_json_ json_t *by_name = NULL;
 	size_t i;
 	json_t *v;
 
 	if (srv->db->ops->vm_list(srv->db, &rows, err) < 0 ||
 	    kc_agent_vm_list(srv->agent, &live, err) < 0)
 		return -1;
-	json_array_foreach(rows, i, v)
-		json_object_set(by_name, json_string_value(json_object_get(v, "name")), v);
+	by_name = kc_index_by_name(rows);
+	if (!by_name)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 
 	json_t *out = json_array();
 	json_array_foreach(live, i, v)
@@ -169,6 +186,29 @@ int kc_api_vms_list(struct kc_call *c, struct kc_error *err)
 int kc_api_vm_show(struct kc_call *c, struct kc_error *err)
 {
 	return respond_vm(c, 200, NULL, err);
+}
+
+/* Undoes a create whose result could not be recorded: a domain without a
+ * record would be unmanaged, every action on it 403, its disks stranded. */
+static void rollback_create(struct kc_server *srv, const char *name)
+{
+	struct kc_error e = {0};
+
+	/* Delete refuses a running VM; destroy fails harmlessly on a stopped one. */
+	kc_agent_vm_destroy(srv->agent, name, &e);
+	kc_error_clear(&e);
+	if (kc_agent_vm_delete(srv->agent, name, true, &e) < 0) {
+		fprintf(stderr, "warning: VM \"%s\": could not roll back its create: %s\n", name,
+			e.message);
+		kc_error_clear(&e);
+	}
+	/* Gone already, or a record a failing database still holds: either
+	 * way it must not outlive the domain ('creating' blocks every action). */
+	if (srv->db->ops->vm_delete(srv->db, name, &e) < 0) {
+		fprintf(stderr, "warning: VM \"%s\": could not remove its record: %s\n", name,
+			e.message);
+		kc_error_clear(&e);
+	}
 }
 
 int kc_api_vm_create(struct kc_call *c, struct kc_error *err)
@@ -215,8 +255,17 @@ int kc_api_vm_create(struct kc_call *c, struct kc_error *err)
 	}
 	const char *uuid = json_string_value(json_object_get(created, "uuid"));
 	const char *state = json_string_value(json_object_get(created, "state"));
-	if (srv->db->ops->vm_update(srv->db, req.name, uuid, state ? state : "unknown", err) < 0)
+	if (srv->db->ops->vm_update(srv->db, req.name, uuid, state ? state : "unknown", err) < 0) {
+		rollback_create(srv, req.name);
+		if (err->code == KC_ERR_NOT_FOUND) {
+			kc_error_clear(err);
+			return kc_error_set(err, KC_ERR_CONFLICT,
+					    "VM \"%s\": its record was removed while it was being "
+					    "created; the new VM has been deleted",
+					    req.name);
+		}
 		return -1;
+	}
 
 	_cleanup_json_ json_t *row = NULL;
 	srv->db->ops->vm_get(srv->db, req.name, &row, NULL);
@@ -224,28 +273,42 @@ int kc_api_vm_create(struct kc_call *c, struct kc_error *err)
 	return 0;
 }
 
+/* The actions that are one agent call on a settled VM. */
+static const struct {
+	const char *verb;
+	int (*run)(struct kc_agent *agent, const char *name, struct kc_error *err);
+} simple_actions[] = {
+	{"start", kc_agent_vm_start},
+	{"reboot", kc_agent_vm_reboot},
+	{"destroy", kc_agent_vm_destroy},
+};
+
+static int simple_action(struct kc_call *c, const char *verb, struct kc_error *err)
+{
+	for (size_t i = 0; i < KC_ARRAY_SIZE(simple_actions); i++) {
+		if (strcmp(simple_actions[i].verb, verb) != 0)
+			continue;
+		if (require_settled(c->srv, c->name, err) < 0 ||
+		    simple_actions[i].run(c->srv->agent, c->name, err) < 0)
+			return -1;
+		return respond_vm(c, 200, NULL, err);
+	}
+	return kc_error_set(err, KC_ERR_INTERNAL, "no action \"%s\"", verb);
+}
+
 int kc_api_vm_start(struct kc_call *c, struct kc_error *err)
 {
-	if (kc_api_require_managed(c->srv, c->name, NULL, err) < 0 ||
-	    kc_agent_vm_start(c->srv->agent, c->name, err) < 0)
-		return -1;
-	return respond_vm(c, 200, NULL, err);
+	return simple_action(c, "start", err);
 }
 
 int kc_api_vm_reboot(struct kc_call *c, struct kc_error *err)
 {
-	if (kc_api_require_managed(c->srv, c->name, NULL, err) < 0 ||
-	    kc_agent_vm_reboot(c->srv->agent, c->name, err) < 0)
-		return -1;
-	return respond_vm(c, 200, NULL, err);
+	return simple_action(c, "reboot", err);
 }
 
 int kc_api_vm_destroy(struct kc_call *c, struct kc_error *err)
 {
-	if (kc_api_require_managed(c->srv, c->name, NULL, err) < 0 ||
-	    kc_agent_vm_destroy(c->srv->agent, c->name, err) < 0)
-		return -1;
-	return respond_vm(c, 200, NULL, err);
+	return simple_action(c, "destroy", err);
 }
 
 int kc_api_vm_shutdown(struct kc_call *c, struct kc_error *err)
@@ -262,7 +325,7 @@ int kc_api_vm_shutdown(struct kc_call *c, struct kc_error *err)
 				      err) < 0 ||
 		     kc_json_get_bool(body, "force", false, &force, err) < 0))
 		return -1;
-	if (kc_api_require_managed(c->srv, c->name, NULL, err) < 0 ||
+	if (require_settled(c->srv, c->name, err) < 0 ||
 	    kc_agent_vm_shutdown(c->srv->agent, c->name, (unsigned)timeout, force, &forced, err) <
 		    0)
 		return -1;
@@ -275,7 +338,7 @@ int kc_api_vm_delete(struct kc_call *c, struct kc_error *err)
 	bool keep = false;
 
 	if (kc_http_query_bool(c->req, "keep_disks", &keep, err) < 0 ||
-	    kc_api_require_managed(c->srv, c->name, NULL, err) < 0)
+	    require_settled(c->srv, c->name, err) < 0)
 		return -1;
 	bool disks_deleted = !keep;
 	if (kc_agent_vm_delete(c->srv->agent, c->name, !keep, &e) < 0) {

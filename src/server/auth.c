@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "io.h"
 
 #define HASH_BYTES 32
 
@@ -37,34 +38,76 @@ static void token_hash_hex(const char *token, size_t len, char out[HASH_BYTES * 
 	sodium_memzero(h, sizeof(h));
 }
 
-/* Writes the token next to the database via a temporary file, so that a
- * crash never leaves a half-written token file. */
-static int write_token_file(const char *path, const char *token, struct kc_error *err)
+/* Writes the token to <path>.tmp (0600) and syncs it; the caller renames
+ * it into place once the database holds its hash. */
+static int write_token_tmp(const char *tmp, const char *token, struct kc_error *err)
 {
-	_cleanup_free_ char *tmp = NULL;
-
-	if (asprintf(&tmp, "%s.tmp", path) < 0)
-		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 	unlink(tmp);
 	_cleanup_close_ int fd =
 		open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "cannot create %s", tmp);
-	size_t len = strlen(token);
-	if (write(fd, token, len) != (ssize_t)len || write(fd, "\n", 1) != 1 || fsync(fd) < 0) {
-		int e = errno;
+	int rc = kc_write_all(fd, token, strlen(token));
+	if (rc == 0)
+		rc = kc_write_all(fd, "\n", 1);
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	if (rc < 0) {
 		unlink(tmp);
-		return kc_error_set_errno(err, KC_ERR_INTERNAL, e, "cannot write %s", tmp);
-	}
-	if (rename(tmp, path) < 0) {
-		int e = errno;
-		unlink(tmp);
-		return kc_error_set_errno(err, KC_ERR_INTERNAL, e, "cannot rename %s", tmp);
+		return kc_error_set_errno(err, KC_ERR_INTERNAL, -rc, "cannot write %s", tmp);
 	}
 	return 0;
 }
 
-int kc_auth_init(struct kc_db *db, const char *data_dir, char **ret_line, struct kc_error *err)
+/* Renames tmp over path and syncs the folder, so that neither a crash nor
+ * a power loss leaves a half-written token file or none. */
+static int install_token_file(const char *tmp, const char *path, struct kc_error *err)
+{
+	if (rename(tmp, path) < 0) {
+		int e = errno;
+		unlink(tmp);
+		return kc_error_set_errno(err, KC_ERR_INTERNAL, e,
+					  "cannot rename %s; run kvmcloud-server with "
+					  "--reset-admin-token to make a new token",
+					  tmp);
+	}
+	int rc = kc_fsync_parent(path);
+	if (rc < 0)
+		return kc_error_set_errno(err, KC_ERR_INTERNAL, -rc, "cannot sync the folder of %s",
+					  path);
+	return 0;
+}
+
+/* Makes a new admin token: file first (as a temporary), then its hash in
+ * the database (replacing the old ones if `reset`), then the file into
+ * place.  A failure before the rename leaves the old token valid. */
+static int new_token(struct kc_db *db, const char *path, bool reset,
+		     char token[KC_TOKEN_HEX_LEN + 1], struct kc_error *err)
+{
+	_cleanup_free_ char *tmp = NULL;
+	unsigned char raw[KC_TOKEN_BYTES];
+	char hash[HASH_BYTES * 2 + 1];
+
+	if (asprintf(&tmp, "%s.tmp", path) < 0)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2hex(token, KC_TOKEN_HEX_LEN + 1, raw, sizeof(raw));
+	sodium_memzero(raw, sizeof(raw));
+	token_hash_hex(token, KC_TOKEN_HEX_LEN, hash);
+
+	if (write_token_tmp(tmp, token, err) < 0)
+		return -1;
+	int rc = reset ? db->ops->token_replace(db, "admin", hash, err)
+		       : db->ops->token_insert(db, "admin", hash, err);
+	if (rc < 0) {
+		unlink(tmp);
+		return -1;
+	}
+	return install_token_file(tmp, path, err);
+}
+
+int kc_auth_init(struct kc_db *db, const char *data_dir, unsigned flags, FILE *log, char **ret_line,
+		 struct kc_error *err)
 {
 	_cleanup_free_ char *path = NULL;
 	long count = 0;
@@ -75,30 +118,34 @@ int kc_auth_init(struct kc_db *db, const char *data_dir, char **ret_line, struct
 		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 	if (db->ops->token_count(db, &count, err) < 0)
 		return -1;
-	if (count > 0) {
+	bool reset = (flags & KC_AUTH_RESET) && count > 0;
+	if (count > 0 && !reset) {
+		if (access(path, F_OK) < 0 && errno == ENOENT && log)
+			fprintf(log,
+				"warning: the database holds an admin token but its file %s is "
+				"missing; nobody can use the API unless they kept a copy. Start "
+				"kvmcloud-server once with --reset-admin-token to make a new "
+				"one.\n",
+				path);
 		if (asprintf(ret_line, "admin token: in %s", path) < 0)
 			return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 		return 0;
 	}
 
-	unsigned char raw[KC_TOKEN_BYTES];
 	char token[KC_TOKEN_HEX_LEN + 1];
-	char hash[HASH_BYTES * 2 + 1];
-
-	randombytes_buf(raw, sizeof(raw));
-	sodium_bin2hex(token, sizeof(token), raw, sizeof(raw));
-	sodium_memzero(raw, sizeof(raw));
-	token_hash_hex(token, KC_TOKEN_HEX_LEN, hash);
-
-	int rc = write_token_file(path, token, err);
-	if (rc == 0 && db->ops->token_insert(db, "admin", hash, err) < 0) {
-		unlink(path);
-		rc = -1;
-	}
-	if (rc == 0 && asprintf(ret_line, "admin token: %s", token) < 0)
-		rc = kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	if (new_token(db, path, reset, token, err) < 0)
+		return -1;
+	int n;
+	/* The token itself only on a terminal: logs (make run) keep stdout. */
+	if (flags & KC_AUTH_SHOW_TOKEN)
+		n = asprintf(ret_line, "admin token: %s", token);
+	else
+		n = asprintf(ret_line, "admin token: %s, in %s (mode 0600)",
+			     reset ? "replaced" : "created", path);
 	sodium_memzero(token, sizeof(token));
-	return rc;
+	if (n < 0)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	return 0;
 }
 
 void kc_auth_line_free(char *line)

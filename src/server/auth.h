@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "db.h"
 #include "error.h"
@@ -10,11 +11,21 @@
 #define KC_TOKEN_BYTES	 32
 #define KC_TOKEN_HEX_LEN (KC_TOKEN_BYTES * 2)
 
-/* On the first start (no token in the database) creates the admin token
- * and writes it to <data_dir>/admin.token (0600).  *ret_line is the line
- * to show the user (malloc'd): "admin token: T" the first time, "admin
- * token: in <path>" later.  Wipe it with kc_auth_line_free(). */
-int kc_auth_init(struct kc_db *db, const char *data_dir, char **ret_line, struct kc_error *err);
+enum {
+	KC_AUTH_SHOW_TOKEN = 1 << 0, /* put a new token itself in *ret_line */
+	KC_AUTH_RESET = 1 << 1,	     /* replace the admin token (--reset-admin-token) */
+};
+
+/* On the first start (no token in the database), or with KC_AUTH_RESET,
+ * creates the admin token: writes <data_dir>/admin.token (0600, atomically,
+ * synced) and stores its hash, replacing the old hashes on a reset.
+ * *ret_line is the line to show the user (malloc'd): "admin token: T" with
+ * KC_AUTH_SHOW_TOKEN, else "admin token: created, in <path> (mode 0600)"
+ * ("replaced" on a reset); "admin token: in <path>" when nothing was made.
+ * Warns on `log` (may be NULL) when tokens exist but the file is missing.
+ * Wipe *ret_line with kc_auth_line_free(). */
+int kc_auth_init(struct kc_db *db, const char *data_dir, unsigned flags, FILE *log, char **ret_line,
+		 struct kc_error *err);
 void kc_auth_line_free(char *line); /* accepts NULL */
 
 /* Checks an "Authorization" header value ("Bearer <token>").  NULL, a

@@ -57,6 +57,10 @@ struct kc_db_ops {
 	int (*token_count)(struct kc_db *db, long *ret, struct kc_error *err);
 	int (*token_insert)(struct kc_db *db, const char *name, const char *hash_hex,
 			    struct kc_error *err);
+	/* Removes every token called `name` and adds one with hash_hex, in
+	 * one transaction (the old tokens stay valid if it fails). */
+	int (*token_replace)(struct kc_db *db, const char *name, const char *hash_hex,
+			     struct kc_error *err);
 	int (*token_lookup)(struct kc_db *db, const char *hash_hex, bool *ret_found,
 			    struct kc_error *err);
 };

@@ -8,12 +8,15 @@
  * thread.  WAL mode lets a future read-only reader (CLI, backup) in while
  * we write.  Every statement that carries a value binds it as a parameter.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "db.h"
@@ -176,6 +179,30 @@ static int query_rows(struct kc_db_sqlite *s, sqlite3_stmt *st, const char *cons
 	return 0;
 }
 
+/* Runs `sql`, whose one parameter ?1 is `name`, and returns its one row;
+ * no row is KC_ERR_NOT_FOUND "<what> "<name>" not found". */
+static int query_one(struct kc_db_sqlite *s, const char *sql, const char *name,
+		     const char *const *json_cols, const char *what, json_t **ret,
+		     struct kc_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	_cleanup_json_ json_t *rows = NULL;
+
+	{
+		LOCKED(s);
+		if (prepare(s, sql, &st, err) < 0)
+			return -1;
+		if (bind_text(st, 1, name))
+			return sq_error(s, err, "bind");
+		if (query_rows(s, st, json_cols, &rows, err) < 0)
+			return -1;
+	}
+	if (json_array_size(rows) == 0)
+		return kc_error_set(err, KC_ERR_NOT_FOUND, "%s \"%s\" not found", what, name);
+	*ret = json_incref(json_array_get(rows, 0));
+	return 0;
+}
+
 /* ---- schema ---- */
 
 static int exec(struct kc_db_sqlite *s, const char *sql, struct kc_error *err)
@@ -310,23 +337,8 @@ static int sq_host_list(struct kc_db *db, json_t **ret, struct kc_error *err)
 
 static int sq_host_get(struct kc_db *db, const char *name, json_t **ret, struct kc_error *err)
 {
-	struct kc_db_sqlite *s = to_sq(db);
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	_cleanup_json_ json_t *rows = NULL;
-
-	{
-		LOCKED(s);
-		if (prepare(s, "SELECT " HOST_COLS " FROM hosts WHERE name = ?1", &st, err) < 0)
-			return -1;
-		if (bind_text(st, 1, name))
-			return sq_error(s, err, "bind");
-		if (query_rows(s, st, host_json_cols, &rows, err) < 0)
-			return -1;
-	}
-	if (json_array_size(rows) == 0)
-		return kc_error_set(err, KC_ERR_NOT_FOUND, "host \"%s\" not found", name);
-	*ret = json_incref(json_array_get(rows, 0));
-	return 0;
+	return query_one(to_sq(db), "SELECT " HOST_COLS " FROM hosts WHERE name = ?1", name,
+			 host_json_cols, "host", ret, err);
 }
 
 /* ---- VMs ---- */
@@ -429,23 +441,8 @@ static int sq_vm_list(struct kc_db *db, json_t **ret, struct kc_error *err)
 
 static int sq_vm_get(struct kc_db *db, const char *name, json_t **ret, struct kc_error *err)
 {
-	struct kc_db_sqlite *s = to_sq(db);
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	_cleanup_json_ json_t *rows = NULL;
-
-	{
-		LOCKED(s);
-		if (prepare(s, "SELECT " VM_COLS " FROM vms WHERE name = ?1", &st, err) < 0)
-			return -1;
-		if (bind_text(st, 1, name))
-			return sq_error(s, err, "bind");
-		if (query_rows(s, st, vm_json_cols, &rows, err) < 0)
-			return -1;
-	}
-	if (json_array_size(rows) == 0)
-		return kc_error_set(err, KC_ERR_NOT_FOUND, "VM \"%s\" not found", name);
-	*ret = json_incref(json_array_get(rows, 0));
-	return 0;
+	return query_one(to_sq(db), "SELECT " VM_COLS " FROM vms WHERE name = ?1", name,
+			 vm_json_cols, "VM", ret, err);
 }
 
 /* ---- tokens ---- */
@@ -479,6 +476,37 @@ static int sq_token_insert(struct kc_db *db, const char *name, const char *hash_
 	if (bind_text(st, 1, name) || bind_text(st, 2, hash_hex) || bind_text(st, 3, now))
 		return sq_error(s, err, "bind");
 	return step_done(s, st, "insert token", err);
+}
+
+static int sq_token_replace(struct kc_db *db, const char *name, const char *hash_hex,
+			    struct kc_error *err)
+{
+	struct kc_db_sqlite *s = to_sq(db);
+	_cleanup_stmt_ sqlite3_stmt *del = NULL;
+	_cleanup_stmt_ sqlite3_stmt *ins = NULL;
+	char now[21];
+
+	kc_http_now_iso8601(now);
+	LOCKED(s);
+	/* One transaction: a failure keeps the old token valid. */
+	if (exec(s, "BEGIN IMMEDIATE", err) < 0)
+		return -1;
+	if (prepare(s, "DELETE FROM tokens WHERE name = ?1", &del, err) < 0 ||
+	    prepare(s, "INSERT INTO tokens (name, hash, created_at) VALUES (?1, ?2, ?3)", &ins,
+		    err) < 0)
+		goto rollback;
+	if (bind_text(del, 1, name) || bind_text(ins, 1, name) || bind_text(ins, 2, hash_hex) ||
+	    bind_text(ins, 3, now)) {
+		sq_error(s, err, "bind");
+		goto rollback;
+	}
+	if (step_done(s, del, "delete tokens", err) < 0 ||
+	    step_done(s, ins, "insert token", err) < 0 || exec(s, "COMMIT", err) < 0)
+		goto rollback;
+	return 0;
+rollback:
+	exec(s, "ROLLBACK", NULL);
+	return -1;
 }
 
 static int sq_token_lookup(struct kc_db *db, const char *hash_hex, bool *ret_found,
@@ -524,8 +552,51 @@ static const struct kc_db_ops sqlite_ops = {
 	.vm_list = sq_vm_list,
 	.token_count = sq_token_count,
 	.token_insert = sq_token_insert,
+	.token_replace = sq_token_replace,
 	.token_lookup = sq_token_lookup,
 };
+
+/* Opens `path` (no symlink) and takes group and other permissions away. */
+static int narrow_mode(const char *path, int flags, struct kc_error *err)
+{
+	_cleanup_close_ int fd = open(path, flags | O_CLOEXEC | O_NOFOLLOW, 0600);
+	struct stat st;
+
+	if (fd < 0) {
+		if (errno == ENOENT && !(flags & O_CREAT))
+			return 0;
+		return kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "cannot open %s", path);
+	}
+	if (fstat(fd, &st) < 0 || ((st.st_mode & 077) && fchmod(fd, st.st_mode & 0700) < 0))
+		return kc_error_set_errno(err, KC_ERR_INTERNAL, errno,
+					  "cannot make %s private (mode 0600)", path);
+	return 0;
+}
+
+/*
+ * The database holds token hashes: keep it and its -wal and -shm private.
+ * SQLite creates a new database with 0644 & ~umask but its -wal and -shm
+ * with the database file's mode, so creating the database 0600 first (and
+ * narrowing files an older binary left wider) covers all three.  Not
+ * umask(): it is process-wide and other threads may be creating files.
+ */
+static int make_private(const char *path, struct kc_error *err)
+{
+	static const char *const side[] = {"-wal", "-shm", "-journal"};
+
+	if (strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0)
+		return 0;
+	if (narrow_mode(path, O_RDWR | O_CREAT, err) < 0)
+		return -1;
+	for (size_t i = 0; i < KC_ARRAY_SIZE(side); i++) {
+		_cleanup_free_ char *p = NULL;
+		if (asprintf(&p, "%s%s", path, side[i]) < 0)
+			return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+		if (narrow_mode(p, O_RDONLY, err) < 0)
+			return -1;
+	}
+	return 0;
+}
 
 int kc_db_sqlite_open(const char *path, int target_version, struct kc_db **ret,
 		      struct kc_error *err)
@@ -537,14 +608,12 @@ int kc_db_sqlite_open(const char *path, int target_version, struct kc_db **ret,
 	s->base.ops = &sqlite_ops;
 	pthread_mutex_init(&s->lock, NULL);
 
-	/* The database holds token hashes: keep it private from the start
-	 * (sqlite creates the file, and its -wal and -shm, with 0644 & ~umask). */
-	mode_t old = umask(077);
+	if (make_private(path, err) < 0)
+		goto fail;
 	int rc = sqlite3_open_v2(path, &s->conn,
 				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 					 SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW,
 				 NULL);
-	umask(old);
 	if (rc != SQLITE_OK) {
 		kc_error_set(err, KC_ERR_INTERNAL, "cannot open database %s: %s", path,
 			     s->conn ? sqlite3_errmsg(s->conn) : "out of memory");
@@ -552,12 +621,10 @@ int kc_db_sqlite_open(const char *path, int target_version, struct kc_db **ret,
 	}
 	sqlite3_busy_timeout(s->conn, 5000);
 	sqlite3_extended_result_codes(s->conn, 1);
-	old = umask(077);
 	rc = exec(s, "PRAGMA journal_mode = WAL", err) ||
 	     exec(s, "PRAGMA foreign_keys = ON", err) ||
 	     exec(s, "PRAGMA synchronous = NORMAL", err) ||
 	     migrate(s, target_version < 0 ? kc_db_latest_version() : target_version, err);
-	umask(old);
 	if (rc)
 		goto fail;
 	*ret = &s->base;

@@ -26,6 +26,7 @@ static void usage(FILE *f)
 		"  --agent-config FILE   agent settings (default <data-dir>/agent.conf if "
 		"present)\n"
 		"  -o KEY=VALUE          agent setting, overrides the file (repeatable)\n"
+		"  --reset-admin-token   replace the admin token (the old one stops working)\n"
 		"  --version, --help\n",
 		KC_DEFAULT_DATA_DIR, KC_DEFAULT_LISTEN);
 }
@@ -39,6 +40,7 @@ int main(int argc, char **argv)
 		OPT_TLS_CERT,
 		OPT_TLS_KEY,
 		OPT_AGENT_CONFIG,
+		OPT_RESET_TOKEN,
 		OPT_VERSION
 	};
 	static const struct option longopts[] = {
@@ -48,6 +50,7 @@ int main(int argc, char **argv)
 		{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
 		{"tls-key", required_argument, NULL, OPT_TLS_KEY},
 		{"agent-config", required_argument, NULL, OPT_AGENT_CONFIG},
+		{"reset-admin-token", no_argument, NULL, OPT_RESET_TOKEN},
 		{"version", no_argument, NULL, OPT_VERSION},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -77,6 +80,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_AGENT_CONFIG:
 			opts.agent_config = optarg;
+			break;
+		case OPT_RESET_TOKEN:
+			opts.reset_admin_token = true;
 			break;
 		case 'o':
 			if (opts.n_overrides == MAX_OVERRIDES) {

@@ -6,23 +6,37 @@
 #include "cleanup.h"
 #include "json_util.h"
 
+json_t *kc_index_by_name(const json_t *array)
+{
+	json_t *by_name = json_object();
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(array, i, v)
+	{
+		const char *name = json_string_value(json_object_get(v, "name"));
+		if (by_name && name && json_object_set(by_name, name, v) < 0) {
+			json_decref(by_name);
+			return NULL;
+		}
+	}
+	return by_name;
+}
+
 int kc_reconcile_startup(struct kc_server *srv, FILE *log, struct kc_error *err)
 {
 	_cleanup_json_ json_t *rows = NULL;
 	_cleanup_json_ json_t *live = NULL;
-	_cleanup_json_ json_t *by_name = json_object();
+	_cleanup_json_ json_t *by_name = NULL;
 	size_t i;
 	json_t *v;
 
 	if (srv->db->ops->vm_list(srv->db, &rows, err) < 0 ||
 	    kc_agent_vm_list(srv->agent, &live, err) < 0)
 		return -1;
-	json_array_foreach(live, i, v)
-	{
-		const char *name = json_string_value(json_object_get(v, "name"));
-		if (name)
-			json_object_set(by_name, name, v);
-	}
+	by_name = kc_index_by_name(live);
+	if (!by_name)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 
 	json_array_foreach(rows, i, v)
 	{

@@ -6,6 +6,11 @@
 
 #include "server.h"
 
+/* VM records and libvirt's VMs are matched by name: an object mapping each
+ * element's "name" to the element (new references; elements without a
+ * string "name" are skipped).  NULL if out of memory. */
+json_t *kc_index_by_name(const json_t *array);
+
 /* At start-up: settles records a killed server left in state 'creating'
  * (kept with libvirt's state if the domain exists, deleted otherwise; the
  * agent removes orphan volumes on its side) and refreshes every other

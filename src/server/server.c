@@ -22,6 +22,9 @@
 #define MAX_CONNECTIONS	     128
 #define CONNECTION_TIMEOUT_S 120
 #define MAX_PEM_BYTES	     (256 * 1024)
+/* TLS 1.2 and 1.3 only (GnuTLS' NORMAL alone also offers 1.0 and 1.1), no
+ * SHA-1 MACs (the CBC-SHA suites), in the server's order of preference. */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-SHA1:%SERVER_PRECEDENCE"
 
 int kc_listen_parse(const char *s, struct sockaddr_storage *ret, bool *ret_loopback,
 		    struct kc_error *err)
@@ -229,7 +232,14 @@ int kc_server_open(const struct kc_server_opts *o, struct kc_server **ret, struc
 
 	/* 0755, not 0700: QEMU (another user) must reach the disks the agent
 	 * keeps below it.  The secrets inside are 0600 files. */
-	if (mkdir(srv->data_dir, 0755) < 0 && errno != EEXIST) {
+	if (mkdir(srv->data_dir, 0755) == 0) {
+		/* Exactly 0755 whatever the umask. */
+		if (chmod(srv->data_dir, 0755) < 0) {
+			kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "cannot chmod %s",
+					   srv->data_dir);
+			goto fail;
+		}
+	} else if (errno != EEXIST) {
 		kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "cannot create %s", srv->data_dir);
 		goto fail;
 	}
@@ -257,7 +267,12 @@ int kc_server_open(const struct kc_server_opts *o, struct kc_server **ret, struc
 	if (kc_reconcile_startup(srv, stderr, err) < 0)
 		goto fail;
 	kc_agent_set_event_cb(srv->agent, kc_reconcile_event, srv);
-	if (kc_auth_init(srv->db, srv->data_dir, &srv->token_line, err) < 0)
+	FILE *out = o->out ? o->out : stdout;
+	int out_fd = fileno(out);
+	unsigned auth_flags = o->reset_admin_token ? KC_AUTH_RESET : 0;
+	if (out_fd >= 0 && isatty(out_fd))
+		auth_flags |= KC_AUTH_SHOW_TOKEN;
+	if (kc_auth_init(srv->db, srv->data_dir, auth_flags, stderr, &srv->token_line, err) < 0)
 		goto fail;
 	*ret = srv;
 	return 0;
@@ -310,6 +325,8 @@ int kc_server_start(struct kc_server *srv, const struct kc_server_opts *o, struc
 		flags |= MHD_USE_TLS;
 		ops[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key_pem};
 		ops[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert_pem};
+		ops[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+						   (void *)TLS_PRIORITIES};
 	}
 	ops[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 	if (ulfius_start_framework_with_mhd_options(&srv->inst, flags, ops) != U_OK)

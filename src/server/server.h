@@ -26,8 +26,9 @@ struct kc_server_opts {
 	const char *agent_config;     /* NULL: <data_dir>/agent.conf if it exists */
 	const char *const *overrides; /* "key=value" agent settings, after the file */
 	size_t n_overrides;
-	FILE *out;	   /* start-up lines (stdout) */
-	bool log_requests; /* one line per request on stderr */
+	FILE *out;		/* start-up lines (stdout) */
+	bool log_requests;	/* one line per request on stderr */
+	bool reset_admin_token; /* replace the admin token (--reset-admin-token) */
 };
 
 struct kc_server {
@@ -49,7 +50,9 @@ struct kc_server {
 
 /* Checks the options, opens the database, starts the embedded agent,
  * records the host, reconciles VM records left by a killed server and
- * creates the admin token on first start.  Does not listen yet. */
+ * creates the admin token on first start (or replaces it if
+ * opts->reset_admin_token).  The token itself is shown only if opts->out
+ * is a terminal.  Does not listen yet. */
 int kc_server_open(const struct kc_server_opts *opts, struct kc_server **ret, struct kc_error *err);
 /* Starts the HTTP(S) listener and prints the start-up lines to opts->out. */
 int kc_server_start(struct kc_server *srv, const struct kc_server_opts *opts, struct kc_error *err);

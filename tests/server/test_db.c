@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_db.c - the SQLite backend: migrations, rows, tokens. */
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -181,7 +183,7 @@ KC_TEST(admin_token_created_once_and_checked)
 
 	if (!KC_CHECK(kc_db_open(p, &db, &err) == 0))
 		return;
-	KC_CHECK(kc_auth_init(db, dir, &line, &err) == 0);
+	KC_CHECK(kc_auth_init(db, dir, KC_AUTH_SHOW_TOKEN, NULL, &line, &err) == 0);
 	KC_CHECK(line && strncmp(line, "admin token: ", 13) == 0 && strlen(line) == 13 + 64);
 	if (line)
 		snprintf(token, sizeof(token), "%s", line + 13);
@@ -201,7 +203,7 @@ KC_TEST(admin_token_created_once_and_checked)
 	/* The database holds the hash, never the token. */
 	KC_CHECK_INT(raw_int(p, "SELECT COUNT(*) FROM tokens"), 1);
 
-	KC_CHECK(kc_auth_init(db, dir, &line, &err) == 0);
+	KC_CHECK(kc_auth_init(db, dir, KC_AUTH_SHOW_TOKEN, NULL, &line, &err) == 0);
 	KC_CHECK(line && strstr(line, "admin token: in ") == line);
 	kc_auth_line_free(line);
 	KC_CHECK_INT(raw_int(p, "SELECT COUNT(*) FROM tokens"), 1);
@@ -215,6 +217,92 @@ KC_TEST(admin_token_created_once_and_checked)
 	KC_CHECK(kc_auth_check(db, NULL, &err) < 0);
 	kc_error_clear(&err);
 	KC_CHECK(kc_auth_check(db, token, &err) < 0); /* no "Bearer " */
+	kc_db_close(db);
+}
+
+static void read_token_file(const char *path, char *buf, size_t size)
+{
+	FILE *f = fopen(path, "r");
+
+	buf[0] = '\0';
+	if (f && fgets(buf, (int)size, f))
+		buf[strcspn(buf, "\n")] = '\0';
+	if (f)
+		fclose(f);
+}
+
+KC_TEST(token_hidden_off_terminal_and_reset_replaces_it)
+{
+	char sub[256], tf[300], hdr[128], old[KC_TOKEN_HEX_LEN + 8], now[KC_TOKEN_HEX_LEN + 8];
+	struct kc_error err = {0};
+	struct kc_db *db = NULL;
+	char *line = NULL;
+	char *warn = NULL;
+	size_t warn_len = 0;
+
+	snprintf(sub, sizeof(sub), "%s/reset", dir);
+	snprintf(tf, sizeof(tf), "%s/admin.token", sub);
+	_cleanup_free_ char *p = db_path("reset/k.db");
+	if (!KC_CHECK(mkdir(sub, 0755) == 0) || !KC_CHECK(kc_db_open(p, &db, &err) == 0))
+		return;
+	/* Without KC_AUTH_SHOW_TOKEN (stdout is not a terminal) the line
+	 * says where the token is, never the token. */
+	KC_CHECK(kc_auth_init(db, sub, 0, NULL, &line, &err) == 0);
+	read_token_file(tf, old, sizeof(old));
+	KC_CHECK_INT(strlen(old), KC_TOKEN_HEX_LEN);
+	KC_CHECK(line && strstr(line, "admin token: created, in ") == line && strstr(line, tf) &&
+		 strstr(line, "(mode 0600)") && !strstr(line, old));
+	kc_auth_line_free(line);
+	line = NULL;
+
+	/* A missing file with tokens in the database is warned about. */
+	KC_CHECK(unlink(tf) == 0);
+	FILE *log = open_memstream(&warn, &warn_len);
+	KC_CHECK(kc_auth_init(db, sub, 0, log, &line, &err) == 0);
+	fclose(log);
+	KC_CHECK(warn && strstr(warn, tf) && strstr(warn, "--reset-admin-token"));
+	free(warn);
+	kc_auth_line_free(line);
+	line = NULL;
+
+	/* The reset makes a new file and removes the old hash. */
+	KC_CHECK(kc_auth_init(db, sub, KC_AUTH_RESET, NULL, &line, &err) == 0);
+	KC_CHECK(line && strstr(line, "admin token: replaced, in ") == line);
+	kc_auth_line_free(line);
+	read_token_file(tf, now, sizeof(now));
+	KC_CHECK_INT(strlen(now), KC_TOKEN_HEX_LEN);
+	KC_CHECK(strcmp(now, old) != 0);
+	struct stat st;
+	KC_CHECK(stat(tf, &st) == 0 && (st.st_mode & 0777) == 0600);
+	KC_CHECK_INT(raw_int(p, "SELECT COUNT(*) FROM tokens"), 1);
+	snprintf(hdr, sizeof(hdr), "Bearer %s", old);
+	KC_CHECK(kc_auth_check(db, hdr, &err) < 0);
+	kc_error_clear(&err);
+	snprintf(hdr, sizeof(hdr), "Bearer %s", now);
+	KC_CHECK(kc_auth_check(db, hdr, &err) == 0);
+	kc_db_close(db);
+}
+
+KC_TEST(database_files_are_private)
+{
+	_cleanup_free_ char *p = db_path("mode.db");
+	_cleanup_free_ char *wal = db_path("mode.db-wal");
+	_cleanup_free_ char *shm = db_path("mode.db-shm");
+	struct kc_error err = {0};
+	struct kc_db *db = NULL;
+	struct stat st;
+
+	/* As an older binary may have left it: world-readable. */
+	int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	KC_CHECK(fd >= 0 && fchmod(fd, 0644) == 0);
+	if (fd >= 0)
+		close(fd);
+	if (!KC_CHECK(kc_db_open(p, &db, &err) == 0))
+		return;
+	add_host(db, "modehost");
+	KC_CHECK(stat(p, &st) == 0 && (st.st_mode & 0777) == 0600);
+	KC_CHECK(stat(wal, &st) == 0 && (st.st_mode & 0777) == 0600);
+	KC_CHECK(stat(shm, &st) == 0 && (st.st_mode & 0777) == 0600);
 	kc_db_close(db);
 }
 
