@@ -5,6 +5,7 @@
  */
 #pragma once
 
+#include <dirent.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <pthread.h>
@@ -116,6 +117,10 @@ static inline void kc_vol_freep(virStorageVolPtr *v)
 int kc_lverr(struct kc_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Looks a domain up by name: KC_ERR_NOT_FOUND "VM 'x' not found". */
 virDomainPtr kc_dom_lookup(virConnectPtr conn, const char *name, struct kc_error *err);
+/* kc_conn_get + kc_dom_lookup: the domain, and in *ret_conn the connection
+ * reference it came from (release both, the domain first). */
+virDomainPtr kc_dom_get(struct kc_agent *a, const char *name, virConnectPtr *ret_conn,
+			struct kc_error *err);
 
 /* ---- util.c ---- */
 uint64_t kc_now_ms(void);
@@ -124,6 +129,9 @@ int kc_mkdir_p(const char *path, mode_t mode, struct kc_error *err);
 /* Runs argv[0] (absolute path) with posix_spawn, stdout to /dev/null, stderr
  * captured; a non-zero exit is KC_ERR_INTERNAL with the last stderr line. */
 int kc_run(char *const argv[], struct kc_error *err);
+/* opendir() through open(O_DIRECTORY | O_CLOEXEC | `flags`), so that the
+ * caller may add O_NOFOLLOW; dirfd() gives the fd.  NULL if it cannot. */
+DIR *kc_opendir(const char *path, int flags);
 /* Removes a folder and the plain files directly inside it. */
 void kc_rmdir_files(const char *dir);
 /* Virtual size from the qcow2 header of template `path`.  KC_ERR_INVALID,

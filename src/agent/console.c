@@ -28,10 +28,8 @@ int kc_agent_vm_log_read(struct kc_agent *a, const char *name, uint64_t offset, 
 	if (!path)
 		return -1;
 	{
-		_cleanup_conn_ virConnectPtr conn = kc_conn_get(a, err);
-		if (!conn)
-			return -1;
-		_cleanup_dom_ virDomainPtr d = kc_dom_lookup(conn, name, err);
+		_cleanup_conn_ virConnectPtr conn = NULL;
+		_cleanup_dom_ virDomainPtr d = kc_dom_get(a, name, &conn, err);
 		if (!d)
 			return -1;
 	}
@@ -214,10 +212,8 @@ static void fd_cb(int watch, int fd, int events, void *opaque)
 int kc_agent_vm_console_open(struct kc_agent *a, const char *name, int *ret_fd,
 			     struct kc_error *err)
 {
-	_cleanup_conn_ virConnectPtr conn = kc_conn_get(a, err);
-	if (!conn)
-		return -1;
-	_cleanup_dom_ virDomainPtr d = kc_dom_lookup(conn, name, err);
+	_cleanup_conn_ virConnectPtr conn = NULL;
+	_cleanup_dom_ virDomainPtr d = kc_dom_get(a, name, &conn, err);
 	if (!d)
 		return -1;
 	if (virDomainIsActive(d) != 1)

@@ -197,14 +197,10 @@ int kc_intents_reap(struct kc_agent *a, virConnectPtr conn, virStoragePoolPtr po
 	_cleanup_free_ char *dir = NULL;
 	if (asprintf(&dir, "%s/" INTENT_DIR, a->storage_dir) < 0)
 		return 0;
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd < 0)
+	DIR *d = kc_opendir(dir, O_NOFOLLOW);
+	if (!d)
 		return 0;
-	DIR *d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return 0;
-	}
+	int dfd = dirfd(d);
 	int removed = 0;
 	bool refreshed = false;
 	struct dirent *e;

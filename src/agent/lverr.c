@@ -56,3 +56,18 @@ virDomainPtr kc_dom_lookup(virConnectPtr conn, const char *name, struct kc_error
 	kc_lverr(err, "looking up VM '%s'", name);
 	return NULL;
 }
+
+virDomainPtr kc_dom_get(struct kc_agent *a, const char *name, virConnectPtr *ret_conn,
+			struct kc_error *err)
+{
+	virConnectPtr conn = kc_conn_get(a, err);
+	if (!conn)
+		return NULL;
+	virDomainPtr d = kc_dom_lookup(conn, name, err);
+	if (!d) {
+		virConnectClose(conn);
+		return NULL;
+	}
+	*ret_conn = conn;
+	return d;
+}

@@ -13,7 +13,7 @@
 
 #include "agent_priv.h"
 #include "cleanup.h"
-#include "xmlw.h"
+#include "xmlwriter.h"
 
 static int pool_define(struct kc_agent *a, virConnectPtr conn, struct kc_error *err)
 {
@@ -30,7 +30,7 @@ static int pool_define(struct kc_agent *a, virConnectPtr conn, struct kc_error *
 	kc_xmlw_end(&x);
 	kc_xmlw_end(&x);
 	kc_xmlw_end(&x);
-	_cleanup_free_ char *xml = kc_xmlw_finish(&x, err);
+	_cleanup_free_ char *xml = kc_xmlw_finish(&x, "XML", err);
 	if (!xml)
 		return -1;
 	virStoragePoolPtr p = virStoragePoolDefineXML(conn, xml, 0);
@@ -117,9 +117,7 @@ int kc_vol_create_qcow2(virStoragePoolPtr pool, const char *name, uint64_t capac
 	kc_xmlw_text(&x, "0");
 	kc_xmlw_end(&x);
 	kc_xmlw_start(&x, "target");
-	kc_xmlw_start(&x, "format");
-	kc_xmlw_attr(&x, "type", "qcow2");
-	kc_xmlw_end(&x);
+	kc_xmlw_elem_attr(&x, "format", "type", "qcow2");
 	kc_xmlw_start(&x, "permissions");
 	kc_xmlw_elem(&x, "mode", "0600");
 	kc_xmlw_end(&x);
@@ -128,13 +126,11 @@ int kc_vol_create_qcow2(virStoragePoolPtr pool, const char *name, uint64_t capac
 		/* An explicit backing format: QEMU refuses to guess it. */
 		kc_xmlw_start(&x, "backingStore");
 		kc_xmlw_elem(&x, "path", backing);
-		kc_xmlw_start(&x, "format");
-		kc_xmlw_attr(&x, "type", "qcow2");
-		kc_xmlw_end(&x);
+		kc_xmlw_elem_attr(&x, "format", "type", "qcow2");
 		kc_xmlw_end(&x);
 	}
 	kc_xmlw_end(&x);
-	_cleanup_free_ char *xml = kc_xmlw_finish(&x, err);
+	_cleanup_free_ char *xml = kc_xmlw_finish(&x, "XML", err);
 	if (!xml)
 		return -1;
 	virStorageVolPtr v = virStorageVolCreateXML(pool, xml, 0);

@@ -87,14 +87,10 @@ static bool before_start(const struct stat *st)
 
 int kc_tmpdirs_reap(const char *data_dir)
 {
-	int dfd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
+	DIR *d = kc_opendir(data_dir, 0);
+	if (!d)
 		return 0;
-	DIR *d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return 0;
-	}
+	int dfd = dirfd(d);
 	int removed = 0;
 	struct dirent *e;
 	while ((e = readdir(d))) {

@@ -109,20 +109,26 @@ int kc_run(char *const argv[], struct kc_error *err)
 			    WTERMSIG(status));
 }
 
+DIR *kc_opendir(const char *path, int flags)
+{
+	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | flags);
+	if (dfd < 0)
+		return NULL;
+	DIR *d = fdopendir(dfd);
+	if (!d)
+		close(dfd);
+	return d;
+}
+
 void kc_rmdir_files(const char *dir)
 {
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
+	DIR *d = kc_opendir(dir, 0);
+	if (!d)
 		return;
-	DIR *d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return;
-	}
 	struct dirent *e;
 	while ((e = readdir(d)))
 		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			unlinkat(dfd, e->d_name, 0);
+			unlinkat(dirfd(d), e->d_name, 0);
 	closedir(d);
 	rmdir(dir);
 }

@@ -62,11 +62,41 @@ static void created_clear(struct created *c)
 		virDomainFree(c->dom);
 }
 
-/* Names vol in the intent record, then creates it.  A volume of that name
- * that exists already (a disk kept from an earlier VM) is a conflict and
- * never goes into the record: a reaper would delete it. */
-static int make_volume(virStoragePoolPtr pool, struct created *c, const char *vol,
-		       uint64_t capacity, const char *backing, struct kc_error *err)
+/* Adds a disk to def; target NULL names it after the virtio disks before
+ * it: vda, vdb... */
+static int set_disk(struct kc_domain_def *def, enum kc_disk_device dev, enum kc_disk_bus bus,
+		    enum kc_disk_format fmt, const char *path, const char *target,
+		    struct kc_error *err)
+{
+	if (def->n_disks >= KC_MAX_DISKS)
+		return kc_error_set(err, KC_ERR_INVALID, "too many disks");
+	struct kc_disk_def *d = &def->disks[def->n_disks];
+	d->path = strdup(path);
+	if (!d->path)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	d->device = dev;
+	d->bus = bus;
+	d->format = fmt;
+	d->readonly = dev == KC_DEVICE_CDROM;
+	if (target) {
+		snprintf(d->target, sizeof(d->target), "%s", target);
+	} else {
+		size_t n_virtio = 0;
+		for (size_t i = 0; i < def->n_disks; i++)
+			n_virtio += def->disks[i].bus == KC_BUS_VIRTIO;
+		snprintf(d->target, sizeof(d->target), "vd%c", (char)('a' + n_virtio));
+	}
+	def->n_disks++;
+	return 0;
+}
+
+/* Names vol in the intent record, then creates it and adds it to def as
+ * the next virtio disk.  A volume of that name that exists already (a disk
+ * kept from an earlier VM) is a conflict and never goes into the record: a
+ * reaper would delete it. */
+static int make_volume(struct kc_agent *a, virStoragePoolPtr pool, struct created *c,
+		       struct kc_domain_def *def, const char *vol, uint64_t capacity,
+		       const char *backing, struct kc_error *err)
 {
 	virStorageVolPtr v = virStorageVolLookupByName(pool, vol);
 	if (v) {
@@ -81,7 +111,9 @@ static int make_volume(virStoragePoolPtr pool, struct created *c, const char *vo
 	    kc_vol_create_qcow2(pool, vol, capacity, backing, err) < 0)
 		return -1;
 	c->vols[c->n_vols++] = strdup(vol);
-	return 0;
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/%s", a->storage_dir, vol);
+	return set_disk(def, KC_DEVICE_DISK, KC_BUS_VIRTIO, KC_FORMAT_QCOW2, path, NULL, err);
 }
 
 static int random_mac(char mac[18], struct kc_error *err)
@@ -201,25 +233,6 @@ static void default_hostname(const char *name, char *buf, size_t len)
 			*p = '-';
 }
 
-static int set_disk(struct kc_domain_def *def, enum kc_disk_device dev, enum kc_disk_bus bus,
-		    enum kc_disk_format fmt, const char *path, const char *target,
-		    struct kc_error *err)
-{
-	if (def->n_disks >= KC_MAX_DISKS)
-		return kc_error_set(err, KC_ERR_INVALID, "too many disks");
-	struct kc_disk_def *d = &def->disks[def->n_disks];
-	d->path = strdup(path);
-	if (!d->path)
-		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
-	d->device = dev;
-	d->bus = bus;
-	d->format = fmt;
-	d->readonly = dev == KC_DEVICE_CDROM;
-	snprintf(d->target, sizeof(d->target), "%s", target);
-	def->n_disks++;
-	return 0;
-}
-
 /* Claims `name` and `bytes` of pool space for a create under way.  Fails
  * if the name is a domain already or another create holds it, or if the
  * pool cannot hold these bytes on top of what other creates claimed. */
@@ -281,6 +294,24 @@ bool kc_agent_is_creating(struct kc_agent *a, const char *name)
 	return false;
 }
 
+/* <images.dir>/<name><ext>, which must be readable; `kind` ("image",
+ * "ISO") names it in errors. */
+static char *store_file(struct kc_agent *a, const char *name, const char *ext, const char *kind,
+			struct kc_error *err)
+{
+	char what[16];
+	snprintf(what, sizeof(what), "%s name", kind);
+	_cleanup_free_ char *path = kc_path_join_name(a->images_dir, name, ext, what, err);
+	if (!path)
+		return NULL;
+	if (access(path, R_OK) != 0) {
+		kc_error_set(err, KC_ERR_NOT_FOUND, "%s '%s' not found in the image store", kind,
+			     name);
+		return NULL;
+	}
+	return steal_ptr(&path);
+}
+
 static int create_vm(struct kc_agent *a, virConnectPtr conn, const struct kc_vm_request *req,
 		     struct created *c, virStoragePoolPtr *ret_pool, bool *ret_claimed,
 		     struct kc_error *err)
@@ -295,24 +326,18 @@ static int create_vm(struct kc_agent *a, virConnectPtr conn, const struct kc_vm_
 	_cleanup_free_ char *img = NULL, *iso = NULL;
 	uint64_t img_size = 0;
 	if (req->image[0]) {
-		img = kc_path_join_name(a->images_dir, req->image, ".qcow2", "image name", err);
+		img = store_file(a, req->image, ".qcow2", "image", err);
 		if (!img)
 			return -1;
-		if (access(img, R_OK) != 0)
-			return kc_error_set(err, KC_ERR_NOT_FOUND,
-					    "image '%s' not found in the image store", req->image);
 		char what[KC_NAME_MAX + 16];
 		snprintf(what, sizeof(what), "image '%s'", req->image);
 		if (kc_qcow2_virtual_size(img, what, &img_size, err) < 0)
 			return -1;
 	}
 	if (req->iso[0]) {
-		iso = kc_path_join_name(a->images_dir, req->iso, ".iso", "ISO name", err);
+		iso = store_file(a, req->iso, ".iso", "ISO", err);
 		if (!iso)
 			return -1;
-		if (access(iso, R_OK) != 0)
-			return kc_error_set(err, KC_ERR_NOT_FOUND,
-					    "ISO '%s' not found in the image store", req->iso);
 	}
 	if (!img && !iso)
 		return kc_error_set(err, KC_ERR_INVALID, "a VM needs an image or an iso");
@@ -359,26 +384,16 @@ static int create_vm(struct kc_agent *a, virConnectPtr conn, const struct kc_vm_
 	if (a->cpu_mode == KC_CPU_CUSTOM && !(def.cpu_model = strdup(a->cpu_model)))
 		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 
-	char vd = 'a';
-	char target[8], path[4200], vol[KC_NAME_MAX + 32];
+	char path[4200], vol[KC_NAME_MAX + 32];
 	if (root > 0) {
 		snprintf(vol, sizeof(vol), "%s-root.qcow2", req->name);
-		if (make_volume(pool, c, vol, root, img, err) < 0)
-			return -1;
-		snprintf(path, sizeof(path), "%s/%s", a->storage_dir, vol);
-		snprintf(target, sizeof(target), "vd%c", vd++);
-		if (set_disk(&def, KC_DEVICE_DISK, KC_BUS_VIRTIO, KC_FORMAT_QCOW2, path, target,
-			     err) < 0)
+		if (make_volume(a, pool, c, &def, vol, root, img, err) < 0)
 			return -1;
 	}
 	for (size_t i = 0; i < req->n_data_disks && i < KC_MAX_DATA_DISKS; i++) {
 		snprintf(vol, sizeof(vol), "%s-data%zu.qcow2", req->name, i + 1);
-		if (make_volume(pool, c, vol, req->data_disks_gib[i] * KC_GIB, NULL, err) < 0)
-			return -1;
-		snprintf(path, sizeof(path), "%s/%s", a->storage_dir, vol);
-		snprintf(target, sizeof(target), "vd%c", vd++);
-		if (set_disk(&def, KC_DEVICE_DISK, KC_BUS_VIRTIO, KC_FORMAT_QCOW2, path, target,
-			     err) < 0)
+		if (make_volume(a, pool, c, &def, vol, req->data_disks_gib[i] * KC_GIB, NULL, err) <
+		    0)
 			return -1;
 	}
 	/* IDE, not SATA: on the `pc` machine every guest kernel can read an
@@ -410,9 +425,8 @@ static int create_vm(struct kc_agent *a, virConnectPtr conn, const struct kc_vm_
 		 * it by its label either way, virtio_blk is in every cloud image
 		 * (kctest has no AHCI driver), and it leaves the one CD-ROM slot
 		 * to a user ISO. */
-		snprintf(target, sizeof(target), "vd%c", vd++);
-		if (set_disk(&def, KC_DEVICE_DISK, KC_BUS_VIRTIO, KC_FORMAT_RAW, c->seed_path,
-			     target, err) < 0)
+		if (set_disk(&def, KC_DEVICE_DISK, KC_BUS_VIRTIO, KC_FORMAT_RAW, c->seed_path, NULL,
+			     err) < 0)
 			return -1;
 		def.disks[def.n_disks - 1].readonly = true;
 	}

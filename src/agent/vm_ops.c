@@ -11,11 +11,12 @@
 
 #define MAX_SHUTDOWN_S 3600
 
-/* Looks the VM up and checks it is (or is not) running. */
-static virDomainPtr lookup_state(virConnectPtr conn, const char *name, int want_active,
-				 struct kc_error *err)
+/* Looks the VM up and checks it is (or is not) running; the connection
+ * reference in *ret_conn (see kc_dom_get). */
+static virDomainPtr lookup_state(struct kc_agent *a, const char *name, int want_active,
+				 virConnectPtr *ret_conn, struct kc_error *err)
 {
-	virDomainPtr d = kc_dom_lookup(conn, name, err);
+	virDomainPtr d = kc_dom_get(a, name, ret_conn, err);
 	if (!d)
 		return NULL;
 	int active = virDomainIsActive(d);
@@ -29,20 +30,33 @@ static virDomainPtr lookup_state(virConnectPtr conn, const char *name, int want_
 		return d;
 	}
 	virDomainFree(d);
+	virConnectClose(*ret_conn);
+	*ret_conn = NULL;
 	return NULL;
+}
+
+/* One libvirt call on a VM that must be (want_active 1) or must not be
+ * (0) running; `doing` names it in the error. */
+static int power_op(struct kc_agent *a, const char *name, int want_active,
+		    int (*op)(virDomainPtr d), const char *doing, struct kc_error *err)
+{
+	_cleanup_conn_ virConnectPtr conn = NULL;
+	_cleanup_dom_ virDomainPtr d = lookup_state(a, name, want_active, &conn, err);
+	if (!d)
+		return -1;
+	if (op(d) < 0)
+		return kc_lverr(err, "%s VM '%s'", doing, name);
+	return 0;
+}
+
+static int reboot_dom(virDomainPtr d)
+{
+	return virDomainReboot(d, 0);
 }
 
 int kc_agent_vm_start(struct kc_agent *a, const char *name, struct kc_error *err)
 {
-	_cleanup_conn_ virConnectPtr conn = kc_conn_get(a, err);
-	if (!conn)
-		return -1;
-	_cleanup_dom_ virDomainPtr d = lookup_state(conn, name, 0, err);
-	if (!d)
-		return -1;
-	if (virDomainCreate(d) < 0)
-		return kc_lverr(err, "starting VM '%s'", name);
-	return 0;
+	return power_op(a, name, 0, virDomainCreate, "starting", err);
 }
 
 int kc_agent_vm_shutdown(struct kc_agent *a, const char *name, unsigned timeout_s, bool force,
@@ -51,10 +65,8 @@ int kc_agent_vm_shutdown(struct kc_agent *a, const char *name, unsigned timeout_
 	if (timeout_s > MAX_SHUTDOWN_S)
 		return kc_error_set(err, KC_ERR_INVALID, "timeout_s must be at most %d",
 				    MAX_SHUTDOWN_S);
-	_cleanup_conn_ virConnectPtr conn = kc_conn_get(a, err);
-	if (!conn)
-		return -1;
-	_cleanup_dom_ virDomainPtr d = lookup_state(conn, name, 1, err);
+	_cleanup_conn_ virConnectPtr conn = NULL;
+	_cleanup_dom_ virDomainPtr d = lookup_state(a, name, 1, &conn, err);
 	if (!d)
 		return -1;
 	if (virDomainShutdownFlags(d, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN) < 0) {
@@ -100,28 +112,12 @@ int kc_agent_vm_shutdown(struct kc_agent *a, const char *name, unsigned timeout_
 
 int kc_agent_vm_reboot(struct kc_agent *a, const char *name, struct kc_error *err)
 {
-	_cleanup_conn_ virConnectPtr conn = kc_conn_get(a, err);
-	if (!conn)
-		return -1;
-	_cleanup_dom_ virDomainPtr d = lookup_state(conn, name, 1, err);
-	if (!d)
-		return -1;
-	if (virDomainReboot(d, 0) < 0)
-		return kc_lverr(err, "rebooting VM '%s'", name);
-	return 0;
+	return power_op(a, name, 1, reboot_dom, "rebooting", err);
 }
 
 int kc_agent_vm_destroy(struct kc_agent *a, const char *name, struct kc_error *err)
 {
-	_cleanup_conn_ virConnectPtr conn = kc_conn_get(a, err);
-	if (!conn)
-		return -1;
-	_cleanup_dom_ virDomainPtr d = lookup_state(conn, name, 1, err);
-	if (!d)
-		return -1;
-	if (virDomainDestroy(d) < 0)
-		return kc_lverr(err, "forcing off VM '%s'", name);
-	return 0;
+	return power_op(a, name, 1, virDomainDestroy, "forcing off", err);
 }
 
 /* Deletes the volume at path only if it lives in the agent's pool. */
@@ -152,8 +148,8 @@ int kc_agent_vm_delete(struct kc_agent *a, const char *name, bool with_disks, st
 	char **paths = NULL;
 	virDomainPtr d = NULL;
 	if (kc_agent_is_creating(a, name)) {
-		kc_error_set(err, KC_ERR_CONFLICT, "VM %s is being created; try again when it is done",
-			     name);
+		kc_error_set(err, KC_ERR_CONFLICT,
+			     "VM %s is being created; try again when it is done", name);
 		goto out;
 	}
 	d = kc_dom_lookup(conn, name, err);
@@ -222,10 +218,8 @@ int kc_agent_vm_list(struct kc_agent *a, json_t **ret, struct kc_error *err)
 
 int kc_agent_vm_show(struct kc_agent *a, const char *name, json_t **ret, struct kc_error *err)
 {
-	_cleanup_conn_ virConnectPtr conn = kc_conn_get(a, err);
-	if (!conn)
-		return -1;
-	_cleanup_dom_ virDomainPtr d = kc_dom_lookup(conn, name, err);
+	_cleanup_conn_ virConnectPtr conn = NULL;
+	_cleanup_dom_ virDomainPtr d = kc_dom_get(a, name, &conn, err);
 	if (!d)
 		return -1;
 	json_t *vm = kc_vm_json(a, conn, d, err);

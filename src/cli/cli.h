@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "args.h"
 #include "error.h"
 #include "http.h"
@@ -53,6 +55,12 @@ struct kc_client *kc_cli_client(struct kc_cli *cli, struct kc_error *err);
  * it: 2 with the verb's usage line for KC_ERR_INVALID from local checks
  * when `usage` is true, else 1. */
 int kc_cli_fail(const struct kc_cli *cli, const struct kc_error *err, bool usage);
+
+/* Sends one request through kc_cli_client() and prints the answer: its JSON
+ * with --json, else through `print`.  `timeout_s` > 0 replaces the client's
+ * time limit for it.  Returns the exit status. */
+int kc_cli_request(struct kc_cli *cli, const char *method, const char *path, const json_t *body,
+		   long timeout_s, void (*print)(FILE *out, const json_t *answer));
 
 /* Verb functions (cmd_host.c, cmd_vm.c, cmd_log.c, console.c). */
 int kc_cmd_host_list(struct kc_cli *cli, const struct kc_args *a);

@@ -3,7 +3,9 @@
 
 #include <string.h>
 
+#include "cleanup.h"
 #include "format.h"
+#include "json_util.h"
 #include "kc-config.h"
 #include "settings.h"
 
@@ -58,6 +60,25 @@ struct kc_client *kc_cli_client(struct kc_cli *cli, struct kc_error *err)
 	}
 	kc_settings_clear(&s);
 	return cli->client;
+}
+
+int kc_cli_request(struct kc_cli *cli, const char *method, const char *path, const json_t *body,
+		   long timeout_s, void (*print)(FILE *out, const json_t *answer))
+{
+	struct kc_error err = {0};
+	struct kc_client *c = kc_cli_client(cli, &err);
+	if (!c)
+		return kc_cli_fail(cli, &err, false);
+	if (timeout_s > 0)
+		kc_client_set_timeout(c, timeout_s);
+	_cleanup_json_ json_t *j = NULL;
+	if (kc_api_call(c, method, path, body, &j, &err) < 0)
+		return kc_cli_fail(cli, &err, false);
+	if (cli->json)
+		kc_fmt_json(cli->out, j);
+	else
+		print(cli->out, j);
+	return KC_EXIT_OK;
 }
 
 int kc_cli_main(int argc, char **argv)

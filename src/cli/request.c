@@ -53,21 +53,6 @@ static int set_str(json_t *obj, const char *key, const struct kc_args *a, const 
 	return set_new(obj, key, s, err);
 }
 
-static bool is_mac(const char *s)
-{
-	if (strlen(s) != 17)
-		return false;
-	for (int i = 0; i < 17; i++) {
-		if (i % 3 == 2) {
-			if (s[i] != ':')
-				return false;
-		} else if (!strchr("0123456789abcdefABCDEF", s[i])) {
-			return false;
-		}
-	}
-	return true;
-}
-
 json_t *kc_req_nic(const char *spec, struct kc_error *err)
 {
 	_cleanup_free_ char *copy = strdup(spec);
@@ -80,7 +65,8 @@ json_t *kc_req_nic(const char *spec, struct kc_error *err)
 	char *comma = strchr(copy, ',');
 	if (comma) {
 		*comma = '\0';
-		if (strncmp(comma + 1, "mac=", 4) != 0 || !is_mac(comma + 5)) {
+		if (strncmp(comma + 1, "mac=", 4) != 0 ||
+		    kc_mac_validate(comma + 5, false, NULL, NULL) < 0) {
 			kc_error_set(err, KC_ERR_INVALID,
 				     "--nic %s: after ',' expected mac=XX:XX:XX:XX:XX:XX", spec);
 			return NULL;

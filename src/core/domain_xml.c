@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include <libxml/xmlstring.h>
-#include <libxml/xmlwriter.h>
 
 #include "cleanup.h"
+#include "xmlwriter.h"
 
 /*
  * Attributes are written with libxml2's default double quote on purpose:
@@ -58,24 +58,6 @@ static int check_path(const char *path, const char *what, struct kc_error *err)
 static bool is_hex(char c)
 {
 	return isxdigit((unsigned char)c);
-}
-
-/* "xx:xx:xx:xx:xx:xx", unicast (libvirt refuses multicast addresses). */
-static int check_mac(const char *mac, size_t idx, struct kc_error *err)
-{
-	bool ok = strlen(mac) == 17;
-
-	for (size_t i = 0; ok && i < 17; i++)
-		ok = (i % 3 == 2) ? mac[i] == ':' : is_hex(mac[i]);
-	if (!ok)
-		return kc_error_set(
-			err, KC_ERR_INVALID,
-			"NIC %zu: MAC address '%s' is not of the form xx:xx:xx:xx:xx:xx", idx, mac);
-	unsigned first = (unsigned)strtoul(mac, NULL, 16);
-	if (first & 1)
-		return kc_error_set(err, KC_ERR_INVALID, "NIC %zu: MAC address '%s' is multicast",
-				    idx, mac);
-	return 0;
 }
 
 static int check_uuid(const char *uuid, struct kc_error *err)
@@ -173,7 +155,9 @@ static int check_nic(const struct kc_domain_def *def, size_t i, struct kc_error 
 				    i);
 	if (mlen == 0)
 		return 0;
-	if (check_mac(n->mac, i, err) < 0)
+	char what[40];
+	snprintf(what, sizeof(what), "NIC %zu: MAC address", i);
+	if (kc_mac_validate(n->mac, true, what, err) < 0)
 		return -1;
 	for (size_t k = 0; k < i; k++)
 		if (strcasecmp(def->nics[k].mac, n->mac) == 0)
@@ -283,269 +267,206 @@ static int check_def(const struct kc_domain_def *def, struct kc_error *err)
 
 /* ---- writing ---- */
 
-/*
- * A writer with a sticky failure flag (as libvirt's virBuffer): calls after
- * a failure do nothing, and the result is checked once at the end, so the
- * formatting code reads like the XML it produces.
- */
-struct xw {
-	xmlTextWriterPtr w;
-	bool failed;
-};
-
-static void xw_check(struct xw *x, int rc)
-{
-	if (rc < 0)
-		x->failed = true;
-}
-
-static void xw_start(struct xw *x, const char *name)
-{
-	if (!x->failed)
-		xw_check(x, xmlTextWriterStartElement(x->w, BAD_CAST name));
-}
-
-static void xw_end(struct xw *x)
-{
-	if (!x->failed)
-		xw_check(x, xmlTextWriterEndElement(x->w));
-}
-
-static void xw_attr(struct xw *x, const char *name, const char *value)
-{
-	if (!x->failed)
-		xw_check(x, xmlTextWriterWriteAttribute(x->w, BAD_CAST name, BAD_CAST value));
-}
-
-static void xw_text(struct xw *x, const char *text)
-{
-	if (!x->failed)
-		xw_check(x, xmlTextWriterWriteString(x->w, BAD_CAST text));
-}
-
-/* <name>text</name> */
-static void xw_elem_text(struct xw *x, const char *name, const char *text)
-{
-	xw_start(x, name);
-	xw_text(x, text);
-	xw_end(x);
-}
-
-/* <name attr="value"/> */
-static void xw_elem_attr(struct xw *x, const char *name, const char *attr, const char *value)
-{
-	xw_start(x, name);
-	if (attr)
-		xw_attr(x, attr, value);
-	xw_end(x);
-}
-
-static void write_metadata(struct xw *x, const struct kc_domain_def *def)
+static void write_metadata(struct kc_xmlw *x, const struct kc_domain_def *def)
 {
 	if (!def->owner)
 		return;
-	xw_start(x, "metadata");
-	if (!x->failed)
-		xw_check(x, xmlTextWriterStartElementNS(x->w, BAD_CAST "kvmcloud", BAD_CAST "vm",
-							BAD_CAST KC_XML_NS));
-	if (!x->failed)
-		xw_check(x, xmlTextWriterStartElementNS(x->w, BAD_CAST "kvmcloud", BAD_CAST "owner",
-							NULL));
-	xw_text(x, def->owner);
-	xw_end(x);
-	xw_end(x);
-	xw_end(x);
+	kc_xmlw_start(x, "metadata");
+	kc_xmlw_start_ns(x, "kvmcloud", "vm", KC_XML_NS);
+	kc_xmlw_start_ns(x, "kvmcloud", "owner", NULL);
+	kc_xmlw_text(x, def->owner);
+	kc_xmlw_end(x);
+	kc_xmlw_end(x);
+	kc_xmlw_end(x);
 }
 
-static void write_os(struct xw *x, const struct kc_domain_def *def)
+static void write_os(struct kc_xmlw *x, const struct kc_domain_def *def)
 {
-	xw_start(x, "os");
-	xw_start(x, "type");
-	xw_attr(x, "arch", "x86_64");
-	xw_attr(x, "machine", def->machine ? def->machine : "pc");
-	xw_text(x, "hvm");
-	xw_end(x);
+	kc_xmlw_start(x, "os");
+	kc_xmlw_start(x, "type");
+	kc_xmlw_attr(x, "arch", "x86_64");
+	kc_xmlw_attr(x, "machine", def->machine ? def->machine : "pc");
+	kc_xmlw_text(x, "hvm");
+	kc_xmlw_end(x);
 	if (def->n_boot == 0)
-		xw_elem_attr(x, "boot", "dev", "hd");
+		kc_xmlw_elem_attr(x, "boot", "dev", "hd");
 	for (size_t i = 0; i < def->n_boot; i++)
-		xw_elem_attr(x, "boot", "dev", kc_boot_dev_name(def->boot[i]));
-	xw_end(x);
+		kc_xmlw_elem_attr(x, "boot", "dev", kc_boot_dev_name(def->boot[i]));
+	kc_xmlw_end(x);
 }
 
-static void write_cpu(struct xw *x, const struct kc_domain_def *def)
+static void write_cpu(struct kc_xmlw *x, const struct kc_domain_def *def)
 {
 	switch (def->cpu_mode) {
 	case KC_CPU_DEFAULT:
 		return;
 	case KC_CPU_CUSTOM:
-		xw_start(x, "cpu");
-		xw_attr(x, "mode", "custom");
-		xw_attr(x, "match", "exact");
-		xw_attr(x, "check", "partial");
-		xw_start(x, "model");
-		xw_attr(x, "fallback", "forbid");
-		xw_text(x, def->cpu_model);
-		xw_end(x);
-		xw_end(x);
+		kc_xmlw_start(x, "cpu");
+		kc_xmlw_attr(x, "mode", "custom");
+		kc_xmlw_attr(x, "match", "exact");
+		kc_xmlw_attr(x, "check", "partial");
+		kc_xmlw_start(x, "model");
+		kc_xmlw_attr(x, "fallback", "forbid");
+		kc_xmlw_text(x, def->cpu_model);
+		kc_xmlw_end(x);
+		kc_xmlw_end(x);
 		return;
 	case KC_CPU_HOST_MODEL:
-		xw_start(x, "cpu");
-		xw_attr(x, "mode", "host-model");
-		xw_attr(x, "check", "partial");
-		xw_end(x);
+		kc_xmlw_start(x, "cpu");
+		kc_xmlw_attr(x, "mode", "host-model");
+		kc_xmlw_attr(x, "check", "partial");
+		kc_xmlw_end(x);
 		return;
 	case KC_CPU_HOST_PASSTHROUGH:
-		xw_start(x, "cpu");
-		xw_attr(x, "mode", "host-passthrough");
-		xw_attr(x, "check", "none");
-		xw_attr(x, "migratable", "on");
-		xw_end(x);
+		kc_xmlw_start(x, "cpu");
+		kc_xmlw_attr(x, "mode", "host-passthrough");
+		kc_xmlw_attr(x, "check", "none");
+		kc_xmlw_attr(x, "migratable", "on");
+		kc_xmlw_end(x);
 		return;
 	}
 }
 
-static void write_disk(struct xw *x, const struct kc_disk_def *d)
+static void write_disk(struct kc_xmlw *x, const struct kc_disk_def *d)
 {
 	bool cdrom = d->device == KC_DEVICE_CDROM;
 
-	xw_start(x, "disk");
-	xw_attr(x, "type", "file");
-	xw_attr(x, "device", cdrom ? "cdrom" : "disk");
-	xw_start(x, "driver");
-	xw_attr(x, "name", "qemu");
-	xw_attr(x, "type", kc_disk_format_name(d->format));
+	kc_xmlw_start(x, "disk");
+	kc_xmlw_attr(x, "type", "file");
+	kc_xmlw_attr(x, "device", cdrom ? "cdrom" : "disk");
+	kc_xmlw_start(x, "driver");
+	kc_xmlw_attr(x, "name", "qemu");
+	kc_xmlw_attr(x, "type", kc_disk_format_name(d->format));
 	if (!cdrom)
-		xw_attr(x, "discard", "unmap");
-	xw_end(x);
-	xw_elem_attr(x, "source", "file", d->path);
-	xw_start(x, "target");
-	xw_attr(x, "dev", d->target);
-	xw_attr(x, "bus", bus_name[d->bus]);
-	xw_end(x);
+		kc_xmlw_attr(x, "discard", "unmap");
+	kc_xmlw_end(x);
+	kc_xmlw_elem_attr(x, "source", "file", d->path);
+	kc_xmlw_start(x, "target");
+	kc_xmlw_attr(x, "dev", d->target);
+	kc_xmlw_attr(x, "bus", bus_name[d->bus]);
+	kc_xmlw_end(x);
 	if (cdrom || d->readonly)
-		xw_elem_attr(x, "readonly", NULL, NULL);
-	xw_end(x);
+		kc_xmlw_elem_attr(x, "readonly", NULL, NULL);
+	kc_xmlw_end(x);
 }
 
-static void write_nic(struct xw *x, const struct kc_nic_def *n)
+static void write_nic(struct kc_xmlw *x, const struct kc_nic_def *n)
 {
-	xw_start(x, "interface");
-	xw_attr(x, "type", kc_nic_type_name(n->type));
+	kc_xmlw_start(x, "interface");
+	kc_xmlw_attr(x, "type", kc_nic_type_name(n->type));
 	if (n->mac[0])
-		xw_elem_attr(x, "mac", "address", n->mac);
+		kc_xmlw_elem_attr(x, "mac", "address", n->mac);
 	if (n->type == KC_NIC_NETWORK)
-		xw_elem_attr(x, "source", "network", n->source);
+		kc_xmlw_elem_attr(x, "source", "network", n->source);
 	else if (n->type == KC_NIC_BRIDGE)
-		xw_elem_attr(x, "source", "bridge", n->source);
-	xw_elem_attr(x, "model", "type", "virtio");
-	xw_end(x);
+		kc_xmlw_elem_attr(x, "source", "bridge", n->source);
+	kc_xmlw_elem_attr(x, "model", "type", "virtio");
+	kc_xmlw_end(x);
 }
 
-static void write_console(struct xw *x, const struct kc_domain_def *def)
+static void write_console(struct kc_xmlw *x, const struct kc_domain_def *def)
 {
-	xw_start(x, "serial");
-	xw_attr(x, "type", "pty");
+	kc_xmlw_start(x, "serial");
+	kc_xmlw_attr(x, "type", "pty");
 	if (def->serial_log) {
-		xw_start(x, "log");
-		xw_attr(x, "file", def->serial_log);
-		xw_attr(x, "append", "on");
-		xw_end(x);
+		kc_xmlw_start(x, "log");
+		kc_xmlw_attr(x, "file", def->serial_log);
+		kc_xmlw_attr(x, "append", "on");
+		kc_xmlw_end(x);
 	}
-	xw_elem_attr(x, "target", "port", "0");
-	xw_end(x);
+	kc_xmlw_elem_attr(x, "target", "port", "0");
+	kc_xmlw_end(x);
 
-	xw_start(x, "console");
-	xw_attr(x, "type", "pty");
-	xw_start(x, "target");
-	xw_attr(x, "type", "serial");
-	xw_attr(x, "port", "0");
-	xw_end(x);
-	xw_end(x);
+	kc_xmlw_start(x, "console");
+	kc_xmlw_attr(x, "type", "pty");
+	kc_xmlw_start(x, "target");
+	kc_xmlw_attr(x, "type", "serial");
+	kc_xmlw_attr(x, "port", "0");
+	kc_xmlw_end(x);
+	kc_xmlw_end(x);
 }
 
 /* VNC listens on loopback only, whatever the def says: remote viewers go
  * through the API's authenticated proxy, never straight to QEMU. */
-static void write_graphics(struct xw *x, const struct kc_domain_def *def)
+static void write_graphics(struct kc_xmlw *x, const struct kc_domain_def *def)
 {
 	if (def->graphics != KC_GRAPHICS_VNC)
 		return;
-	xw_start(x, "graphics");
-	xw_attr(x, "type", "vnc");
-	xw_attr(x, "port", "-1");
-	xw_attr(x, "autoport", "yes");
-	xw_attr(x, "listen", "127.0.0.1");
+	kc_xmlw_start(x, "graphics");
+	kc_xmlw_attr(x, "type", "vnc");
+	kc_xmlw_attr(x, "port", "-1");
+	kc_xmlw_attr(x, "autoport", "yes");
+	kc_xmlw_attr(x, "listen", "127.0.0.1");
 	if (def->vnc_password)
-		xw_attr(x, "passwd", def->vnc_password);
-	xw_start(x, "listen");
-	xw_attr(x, "type", "address");
-	xw_attr(x, "address", "127.0.0.1");
-	xw_end(x);
-	xw_end(x);
+		kc_xmlw_attr(x, "passwd", def->vnc_password);
+	kc_xmlw_start(x, "listen");
+	kc_xmlw_attr(x, "type", "address");
+	kc_xmlw_attr(x, "address", "127.0.0.1");
+	kc_xmlw_end(x);
+	kc_xmlw_end(x);
 
 	/* VGA rather than virtio-gpu: every guest, firmware and installer
 	 * can drive it. */
-	xw_start(x, "video");
-	xw_elem_attr(x, "model", "type", "vga");
-	xw_end(x);
+	kc_xmlw_start(x, "video");
+	kc_xmlw_elem_attr(x, "model", "type", "vga");
+	kc_xmlw_end(x);
 }
 
-static void write_devices(struct xw *x, const struct kc_domain_def *def)
+static void write_devices(struct kc_xmlw *x, const struct kc_domain_def *def)
 {
-	xw_start(x, "devices");
+	kc_xmlw_start(x, "devices");
 	for (size_t i = 0; i < def->n_disks; i++)
 		write_disk(x, &def->disks[i]);
 	for (size_t i = 0; i < def->n_nics; i++)
 		write_nic(x, &def->nics[i]);
 	write_console(x, def);
 	write_graphics(x, def);
-	xw_elem_attr(x, "memballoon", "model", "virtio");
-	xw_start(x, "rng");
-	xw_attr(x, "model", "virtio");
-	xw_start(x, "backend");
-	xw_attr(x, "model", "random");
-	xw_text(x, "/dev/urandom");
-	xw_end(x);
-	xw_end(x);
-	xw_end(x);
+	kc_xmlw_elem_attr(x, "memballoon", "model", "virtio");
+	kc_xmlw_start(x, "rng");
+	kc_xmlw_attr(x, "model", "virtio");
+	kc_xmlw_start(x, "backend");
+	kc_xmlw_attr(x, "model", "random");
+	kc_xmlw_text(x, "/dev/urandom");
+	kc_xmlw_end(x);
+	kc_xmlw_end(x);
+	kc_xmlw_end(x);
 }
 
-static void write_domain(struct xw *x, const struct kc_domain_def *def)
+static void write_domain(struct kc_xmlw *x, const struct kc_domain_def *def)
 {
 	char num[32];
 
-	xw_start(x, "domain");
-	xw_attr(x, "type", def->accel == KC_ACCEL_KVM ? "kvm" : "qemu");
-	xw_elem_text(x, "name", def->name);
+	kc_xmlw_start(x, "domain");
+	kc_xmlw_attr(x, "type", def->accel == KC_ACCEL_KVM ? "kvm" : "qemu");
+	kc_xmlw_elem(x, "name", def->name);
 	if (def->uuid[0])
-		xw_elem_text(x, "uuid", def->uuid);
+		kc_xmlw_elem(x, "uuid", def->uuid);
 	write_metadata(x, def);
 
 	snprintf(num, sizeof(num), "%" PRIu64, def->memory_kib);
-	xw_start(x, "memory");
-	xw_attr(x, "unit", "KiB");
-	xw_text(x, num);
-	xw_end(x);
+	kc_xmlw_start(x, "memory");
+	kc_xmlw_attr(x, "unit", "KiB");
+	kc_xmlw_text(x, num);
+	kc_xmlw_end(x);
 
 	snprintf(num, sizeof(num), "%u", def->vcpus);
-	xw_start(x, "vcpu");
-	xw_attr(x, "placement", "static");
-	xw_text(x, num);
-	xw_end(x);
+	kc_xmlw_start(x, "vcpu");
+	kc_xmlw_attr(x, "placement", "static");
+	kc_xmlw_text(x, num);
+	kc_xmlw_end(x);
 
 	write_os(x, def);
-	xw_start(x, "features");
-	xw_elem_attr(x, "acpi", NULL, NULL);
-	xw_elem_attr(x, "apic", NULL, NULL);
-	xw_end(x);
+	kc_xmlw_start(x, "features");
+	kc_xmlw_elem_attr(x, "acpi", NULL, NULL);
+	kc_xmlw_elem_attr(x, "apic", NULL, NULL);
+	kc_xmlw_end(x);
 	write_cpu(x, def);
-	xw_elem_attr(x, "clock", "offset", "utc");
-	xw_elem_text(x, "on_poweroff", "destroy");
-	xw_elem_text(x, "on_reboot", "restart");
-	xw_elem_text(x, "on_crash", "destroy");
+	kc_xmlw_elem_attr(x, "clock", "offset", "utc");
+	kc_xmlw_elem(x, "on_poweroff", "destroy");
+	kc_xmlw_elem(x, "on_reboot", "restart");
+	kc_xmlw_elem(x, "on_crash", "destroy");
 	write_devices(x, def);
-	xw_end(x);
-	if (!x->failed)
-		xw_check(x, xmlTextWriterEndDocument(x->w));
+	kc_xmlw_end(x);
 }
 
 /* Validates first, so that nothing invalid ever reaches libvirt; then writes
@@ -555,26 +476,13 @@ int kc_domain_xml_build(const struct kc_domain_def *def, char **ret_xml, struct 
 	if (check_def(def, err) < 0)
 		return -1;
 
-	xmlBufferPtr buf = xmlBufferCreate();
-	if (!buf)
-		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
-	struct xw x = {.w = xmlNewTextWriterMemory(buf, 0)};
-	if (!x.w) {
-		xmlBufferFree(buf);
-		return kc_error_set(err, KC_ERR_INTERNAL, "cannot create an XML writer");
-	}
-	xw_check(&x, xmlTextWriterSetIndent(x.w, 1));
-	xw_check(&x, xmlTextWriterSetIndentString(x.w, BAD_CAST "  "));
+	struct kc_xmlw x;
+	if (kc_xmlw_init(&x, err) < 0)
+		return -1;
 	write_domain(&x, def);
-	/* Freeing the writer flushes it into buf. */
-	xmlFreeTextWriter(x.w);
-
-	char *xml = x.failed ? NULL : strdup((const char *)xmlBufferContent(buf));
-	xmlBufferFree(buf);
-	if (x.failed)
-		return kc_error_set(err, KC_ERR_INTERNAL, "cannot write the domain XML");
+	char *xml = kc_xmlw_finish(&x, "the domain XML", err);
 	if (!xml)
-		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+		return -1;
 	*ret_xml = xml;
 	return 0;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "validate.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +22,8 @@ int kc_name_validate(const char *name, const char *what, struct kc_error *err)
 		return kc_error_set(err, KC_ERR_INVALID, "%s is longer than %d characters", what,
 				    KC_NAME_MAX);
 	if (!is_alnum_ascii(name[0]))
-		return kc_error_set(err, KC_ERR_INVALID,
-				    "%s must start with a letter or a digit", what);
+		return kc_error_set(err, KC_ERR_INVALID, "%s must start with a letter or a digit",
+				    what);
 	for (size_t i = 0; i < len; i++) {
 		char c = name[i];
 		if (!is_alnum_ascii(c) && c != '.' && c != '_' && c != '-')
@@ -56,16 +57,31 @@ int kc_hostname_validate(const char *name, struct kc_error *err)
 			continue;
 		}
 		if (!is_alnum_ascii(c) && c != '-')
-			return kc_error_set(err, KC_ERR_INVALID,
-					    "hostname may only contain letters, digits, '-' and '.'");
+			return kc_error_set(
+				err, KC_ERR_INVALID,
+				"hostname may only contain letters, digits, '-' and '.'");
 		if (label == 0 && c == '-')
 			return kc_error_set(err, KC_ERR_INVALID,
 					    "hostname labels must not start with '-'");
 		label++;
 	}
 	if (label == 0 || name[len - 1] == '-')
+		return kc_error_set(err, KC_ERR_INVALID, "hostname must not end with '.' or '-'");
+	return 0;
+}
+
+int kc_mac_validate(const char *mac, bool unicast, const char *what, struct kc_error *err)
+{
+	if (!what)
+		what = "MAC address";
+	bool ok = strlen(mac) == 17;
+	for (size_t i = 0; ok && i < 17; i++)
+		ok = (i % 3 == 2) ? mac[i] == ':' : isxdigit((unsigned char)mac[i]);
+	if (!ok)
 		return kc_error_set(err, KC_ERR_INVALID,
-				    "hostname must not end with '.' or '-'");
+				    "%s '%s' is not of the form xx:xx:xx:xx:xx:xx", what, mac);
+	if (unicast && (strtoul(mac, NULL, 16) & 1))
+		return kc_error_set(err, KC_ERR_INVALID, "%s '%s' is multicast", what, mac);
 	return 0;
 }
 

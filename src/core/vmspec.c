@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "vmspec.h"
 
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,8 +8,7 @@
 #include "json_util.h"
 
 static const char *const accel_names[] = {"tcg", "kvm"};
-static const char *const cpu_mode_names[] = {"default", "custom", "host-model",
-					     "host-passthrough"};
+static const char *const cpu_mode_names[] = {"default", "custom", "host-model", "host-passthrough"};
 static const char *const nic_type_names[] = {"user", "network", "bridge"};
 static const char *const boot_names[] = {"hd", "cdrom", "network"};
 static const char *const format_names[] = {"qcow2", "raw"};
@@ -51,31 +49,14 @@ int kc_cpu_mode_parse(const char *s, enum kc_cpu_mode *ret, struct kc_error *err
 {
 	int i = lookup(cpu_mode_names, KC_ARRAY_SIZE(cpu_mode_names), s);
 	if (i < 0)
-		return kc_error_set(err, KC_ERR_INVALID,
-				    "guest.cpu.mode must be custom, host-model or host-passthrough");
+		return kc_error_set(
+			err, KC_ERR_INVALID,
+			"guest.cpu.mode must be custom, host-model or host-passthrough");
 	*ret = (enum kc_cpu_mode)i;
 	return 0;
 }
 
-static bool mac_valid(const char *s)
-{
-	if (strlen(s) != 17)
-		return false;
-	for (int i = 0; i < 17; i++) {
-		if (i % 3 == 2) {
-			if (s[i] != ':')
-				return false;
-		} else if (!isxdigit((unsigned char)s[i])) {
-			return false;
-		}
-	}
-	/* Multicast addresses cannot be a NIC's own. */
-	int first = (int)strtol((char[]){s[0], s[1], 0}, NULL, 16);
-	return (first & 1) == 0;
-}
-
-static int parse_nic(const json_t *j, size_t idx, struct kc_nic_request *nic,
-		     struct kc_error *err)
+static int parse_nic(const json_t *j, size_t idx, struct kc_nic_request *nic, struct kc_error *err)
 {
 	static const char *const keys[] = {"type", "source", "mac", NULL};
 	char what[32];
@@ -89,13 +70,13 @@ static int parse_nic(const json_t *j, size_t idx, struct kc_nic_request *nic,
 		return -1;
 	int t = lookup(nic_type_names, KC_ARRAY_SIZE(nic_type_names), type);
 	if (t < 0)
-		return kc_error_set(err, KC_ERR_INVALID,
-				    "%s.type must be user, network or bridge", what);
+		return kc_error_set(err, KC_ERR_INVALID, "%s.type must be user, network or bridge",
+				    what);
 	nic->type = (enum kc_nic_type)t;
 	if (nic->type == KC_NIC_USER) {
 		if (source)
-			return kc_error_set(err, KC_ERR_INVALID,
-					    "%s: a user NIC takes no source", what);
+			return kc_error_set(err, KC_ERR_INVALID, "%s: a user NIC takes no source",
+					    what);
 	} else {
 		char swhat[48];
 		snprintf(swhat, sizeof(swhat), "%s.source", what);
@@ -107,10 +88,10 @@ static int parse_nic(const json_t *j, size_t idx, struct kc_nic_request *nic,
 		snprintf(nic->source, sizeof(nic->source), "%s", source);
 	}
 	if (mac) {
-		if (!mac_valid(mac))
-			return kc_error_set(err, KC_ERR_INVALID,
-					    "%s.mac must be a unicast MAC such as 52:54:00:12:34:56",
-					    what);
+		if (kc_mac_validate(mac, true, NULL, NULL) < 0)
+			return kc_error_set(
+				err, KC_ERR_INVALID,
+				"%s.mac must be a unicast MAC such as 52:54:00:12:34:56", what);
 		snprintf(nic->mac, sizeof(nic->mac), "%s", mac);
 	}
 	return 0;
@@ -133,15 +114,15 @@ static int parse_array(const json_t *obj, const char *key, size_t max, json_t **
 
 static int parse_request(const json_t *obj, struct kc_vm_request *r, struct kc_error *err)
 {
-	static const char *const keys[] = {"name",  "vcpus", "memory_mib", "image",
-					   "disk_gib", "data_disks_gib", "iso", "nics",
-					   "boot",  "graphics", "autostart", "start",
-					   "hostname", "user_data", NULL};
+	static const char *const keys[] = {"name",     "vcpus",		 "memory_mib", "image",
+					   "disk_gib", "data_disks_gib", "iso",	       "nics",
+					   "boot",     "graphics",	 "autostart",  "start",
+					   "hostname", "user_data",	 NULL};
 	if (kc_json_check_keys(obj, keys, "the VM request", err) < 0)
 		return -1;
 
-	const char *name = NULL, *image = NULL, *iso = NULL, *graphics = NULL,
-		   *hostname = NULL, *user_data = NULL;
+	const char *name = NULL, *image = NULL, *iso = NULL, *graphics = NULL, *hostname = NULL,
+		   *user_data = NULL;
 	uint64_t vcpus = 1;
 	if (kc_json_get_string(obj, "name", true, 1024, &name, err) < 0 ||
 	    kc_name_validate(name, "VM name", err) < 0)

@@ -27,26 +27,13 @@
 
 #include "agent.h"
 #include "cleanup.h"
+#include "tap.h"
 #include "config.h"
 #include "json_util.h"
 #include "vmspec.h"
 
-static int n_test, n_fail;
 static char dir[256], pool_name[96], prefix[32], net_name[96];
 static const char *uri;
-
-static void ok(bool cond, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	printf("%sok %d - ", cond ? "" : "not ", ++n_test);
-	vprintf(fmt, ap);
-	printf("\n");
-	va_end(ap);
-	fflush(stdout);
-	if (!cond)
-		n_fail++;
-}
 
 static double now_s(void)
 {
@@ -790,6 +777,5 @@ int main(void)
 	}
 	cleanup(c);
 	virConnectClose(c);
-	printf("1..%d\n", n_test);
-	return n_fail ? 1 : 0;
+	return tap_done();
 }

@@ -4,7 +4,6 @@
  * standalone templates may become backing files.  No libvirtd needed.
  */
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,21 +11,9 @@
 
 #include "agent_priv.h"
 #include "cleanup.h"
+#include "tap.h"
 
-static int n_test, n_fail;
 static char path[64];
-
-static void ok(bool cond, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	printf("%sok %d - ", cond ? "" : "not ", ++n_test);
-	vprintf(fmt, ap);
-	printf("\n");
-	va_end(ap);
-	if (!cond)
-		n_fail++;
-}
 
 static void put_be(unsigned char *p, int bytes, uint64_t v)
 {
@@ -115,6 +102,5 @@ int main(void)
 		   err.code == KC_ERR_NOT_FOUND && !strstr(err.message, path),
 	   "missing file: not found, no path (%s)", err.message);
 
-	printf("1..%d\n", n_test);
-	return n_fail ? 1 : 0;
+	return tap_done();
 }

@@ -149,4 +149,27 @@ KC_TEST(path_join_rejects_traversal)
 	KC_CHECK(kc_error_is_set(&err));
 }
 
+KC_TEST(mac_validate)
+{
+	static const char *const good[] = {"52:54:00:12:34:56", "02:AB:cd:EF:00:ff"};
+	static const char *const bad[] = {"",
+					  "52:54:00:12:34",
+					  "52:54:00:12:34:567",
+					  "52-54-00-12-34-56",
+					  "52:54:00:12:34:5g",
+					  " 52:54:00:12:34:5"};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		KC_CHECK_INT(kc_mac_validate(good[i], true, NULL, NULL), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct kc_error err = {0};
+		KC_CHECK_INT(kc_mac_validate(bad[i], false, "nics[0].mac", &err), -1);
+		KC_CHECK_INT(err.code, KC_ERR_INVALID);
+	}
+	/* The group bit: refused only when a unicast address is asked for. */
+	struct kc_error err = {0};
+	KC_CHECK_INT(kc_mac_validate("01:00:5e:00:00:01", false, NULL, &err), 0);
+	KC_CHECK_INT(kc_mac_validate("01:00:5e:00:00:01", true, "NIC 1: MAC address", &err), -1);
+	KC_CHECK_STREQ(err.message, "NIC 1: MAC address '01:00:5e:00:00:01' is multicast");
+}
+
 KC_TEST_MAIN()
