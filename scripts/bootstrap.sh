@@ -12,7 +12,7 @@ set -euo pipefail
 PACKAGES="build-essential meson ninja-build pkg-config
   libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
   qemu-system-x86 qemu-utils
-  libsqlite3-dev libjansson-dev libxml2-dev
+  libsqlite3-dev libpq-dev postgresql libjansson-dev libxml2-dev
   libulfius-dev liborcania-dev libyder-dev libmicrohttpd-dev
   libcurl4-gnutls-dev libsodium-dev libgnutls28-dev
   linux-image-cloud-amd64 busybox-static extlinux syslinux-common

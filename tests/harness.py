@@ -9,6 +9,7 @@ line, that prints fewer results than its plan, or that runs past its time
 limit counts as one more failure, so a crash can never pass silently.
 """
 import argparse
+import fcntl
 import json
 import os
 import re
@@ -119,13 +120,20 @@ def main():
         env = dict(asan_env)
         env.update(t.get("env") or {})
         env["KC_TEST_IMAGE"] = args.image
-        account(run_tap(label, t["cmd"], env=env, cwd=t.get("workdir") or root,
+        # As `meson test` does: relative paths in a test's command are
+        # relative to the build directory.
+        account(run_tap(label, t["cmd"], env=env,
+                        cwd=t.get("workdir") or os.path.abspath(args.build_asan),
                         timeout=t.get("timeout") or 300))
 
     # 2. End-to-end scripts against real libvirtd + QEMU (TCG): once with the
     # plain build (what `make run` ships), once with the sanitizer build,
     # whose reports go to files that count as a failure if any appear.
     e2e_dir = os.path.join(root, "tests", "e2e")
+    # One e2e run at a time on a machine: they share libvirtd, the kce2e
+    # pool and domain names, and the data folder.  A second run waits.
+    lock = open("/var/tmp/kvmcloud-e2e.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     scripts = [n for n in sorted(os.listdir(e2e_dir)) if re.match(r"^\d+-.*\.sh$", n)]
     for kind, build in (("e2e", args.build), ("e2e-asan", args.build_asan)):
         labels = [f"{kind}/{n}" for n in scripts]

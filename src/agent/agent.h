@@ -51,6 +51,20 @@ int kc_agent_host_facts(struct kc_agent *agent, json_t **ret, struct kc_error *e
  * probe_kvm runs the (slow, up to probe.timeout) KVM boot probe again. */
 int kc_agent_host_check(struct kc_agent *agent, bool probe_kvm, json_t **ret, struct kc_error *err);
 
+/* Statistics of the host and of every libvirt domain on it (managed or
+ * not), the VMs' in one bulk-stats round trip to libvirtd:
+ *   {"host": {"name","accel","cpus","memory_kib","memory_free_kib",
+ *             "memory_buffers_kib","memory_cached_kib",
+ *             "cpu_time_ns": {"kernel","user","idle","iowait"}},
+ *    "vms": [{"name","uuid","state","cpu_time_ns","vcpus","memory_kib",
+ *             "memory_max_kib","memory_rss_kib",
+ *             "disks": [{"target","rd_bytes","wr_bytes","rd_reqs","wr_reqs",
+ *                        "capacity_bytes","allocation_bytes"}],
+ *             "nics": [{"name","rx_bytes","tx_bytes","rx_packets","tx_packets"}]}]}
+ * "name" (and "target") and "state" are always there; the other keys only
+ * when libvirt reports them (see docs/api.md, Metrics). */
+int kc_agent_vm_stats(struct kc_agent *agent, json_t **ret, struct kc_error *err);
+
 /* ---- VMs ---- */
 /* Resolves the request (image, ISO, networks), checks host limits, creates
  * disks, seed ISO and domain, starts it if req->start.  Either the whole VM

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * kvmcloud-agent - the per-host agent as a command: check the host, show its
- * facts.  A thin layer over the agent library; verbs are rows of a table.
+ * facts, join a cluster, run the daemon.  A thin layer over the agent
+ * library; verbs are rows of a table.
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,36 +14,39 @@
 #include "config.h"
 #include "json_util.h"
 #include "kc-config.h"
+#include "verbs.h"
 
 #define DEFAULT_CONFIG "/etc/kvmcloud/agent.conf"
-#define MAX_OVERRIDES  64
 
-struct opts {
-	const char *config;
-	bool config_given;
-	const char *overrides[MAX_OVERRIDES];
-	size_t n_overrides;
-	bool json;
-	bool no_probe;
-};
-
-static void print_error(const struct kc_error *err)
+void kc_cli_print_error(const struct kc_error *err)
 {
 	fprintf(stderr, "kvmcloud-agent: %s: %s\n", kc_errcode_name(err->code), err->message);
 }
 
-static struct kc_agent *agent_open(const struct opts *o, struct kc_error *err)
+static void print_error(const struct kc_error *err)
+{
+	kc_cli_print_error(err);
+}
+
+int kc_cli_config(const struct kc_cli_opts *o, struct kc_config **ret, struct kc_error *err)
 {
 	_cleanup_config_ struct kc_config *cfg = kc_config_new();
-	if (!cfg) {
-		kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
-		return NULL;
-	}
+	if (!cfg)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 	if (kc_config_load(cfg, o->config, o->config_given, err) < 0)
-		return NULL;
+		return -1;
 	for (size_t i = 0; i < o->n_overrides; i++)
 		if (kc_config_set_pair(cfg, o->overrides[i], err) < 0)
-			return NULL;
+			return -1;
+	*ret = steal_ptr(&cfg);
+	return 0;
+}
+
+static struct kc_agent *agent_open(const struct kc_cli_opts *o, struct kc_error *err)
+{
+	_cleanup_config_ struct kc_config *cfg = NULL;
+	if (kc_cli_config(o, &cfg, err) < 0)
+		return NULL;
 	struct kc_agent *a = NULL;
 	if (kc_agent_new(cfg, &a, err) < 0)
 		return NULL;
@@ -59,7 +63,7 @@ static void print_accel(FILE *f, struct kc_agent *a, json_t *facts)
 		fprintf(f, "accelerator: TCG (software emulation) — %s\n", reason ? reason : "");
 }
 
-static int cmd_check(const struct opts *o)
+static int cmd_check(const struct kc_cli_opts *o)
 {
 	struct kc_error err = {0};
 	struct kc_agent *a = agent_open(o, &err);
@@ -112,7 +116,7 @@ out:
 	return rc;
 }
 
-static int cmd_facts(const struct opts *o)
+static int cmd_facts(const struct kc_cli_opts *o)
 {
 	struct kc_error err = {0};
 	struct kc_agent *a = agent_open(o, &err);
@@ -142,7 +146,7 @@ static int cmd_facts(const struct opts *o)
 	return rc;
 }
 
-static int cmd_version(const struct opts *o)
+static int cmd_version(const struct kc_cli_opts *o)
 {
 	unsigned long lv = 0;
 	virGetVersion(&lv, NULL, NULL);
@@ -151,17 +155,36 @@ static int cmd_version(const struct opts *o)
 	return 0;
 }
 
+static int cmd_join(const struct kc_cli_opts *o)
+{
+	return kc_cmd_join(o);
+}
+
+static int cmd_run(const struct kc_cli_opts *o)
+{
+	return kc_cmd_run(o);
+}
+
+/* Options a verb accepts beyond -c and -o. */
+enum { OPT_JSON = 1, OPT_NO_PROBE = 2, OPT_CA_SHA256 = 4 };
+
 static const struct verb {
 	const char *name;
-	int (*fn)(const struct opts *o);
+	int (*fn)(const struct kc_cli_opts *o);
 	const char *usage;
-	bool probe_opt;
+	unsigned options;
+	size_t n_args; /* positional arguments, exactly */
 } verbs[] = {
 	{"check", cmd_check, "check [--no-probe] [--json]    is this host fit to run guests?",
-	 true},
+	 OPT_JSON | OPT_NO_PROBE, 0},
 	{"facts", cmd_facts, "facts [--json]                 CPUs, memory, versions, accelerator",
-	 false},
-	{"version", cmd_version, "version                        this program's version", false},
+	 OPT_JSON, 0},
+	{"join", cmd_join,
+	 "join SERVER_URL TOKEN --ca-sha256 HEX\n"
+	 "                                 get this host's certificate from the server",
+	 OPT_CA_SHA256, 2},
+	{"run", cmd_run, "run                            the daemon: serve the cluster link", 0, 0},
+	{"version", cmd_version, "version                        this program's version", 0, 0},
 };
 
 static void usage(FILE *f)
@@ -175,13 +198,23 @@ static void usage(FILE *f)
 		DEFAULT_CONFIG);
 }
 
+static int bad_usage(const char *what, const char *arg)
+{
+	fprintf(stderr, "kvmcloud-agent: %s '%s'\n", what, arg);
+	usage(stderr);
+	return 2;
+}
+
 int main(int argc, char **argv)
 {
-	struct opts o = {.config = DEFAULT_CONFIG};
+	struct kc_cli_opts o = {.config = DEFAULT_CONFIG};
 	const struct verb *verb = NULL;
+	unsigned seen = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
-		if ((strcmp(arg, "-c") == 0 || strcmp(arg, "-o") == 0) && i + 1 >= argc) {
+		if ((strcmp(arg, "-c") == 0 || strcmp(arg, "-o") == 0 ||
+		     strcmp(arg, "--ca-sha256") == 0) &&
+		    i + 1 >= argc) {
 			fprintf(stderr, "kvmcloud-agent: %s needs an argument\n", arg);
 			return 2;
 		}
@@ -189,16 +222,21 @@ int main(int argc, char **argv)
 			o.config = argv[++i];
 			o.config_given = true;
 		} else if (strcmp(arg, "-o") == 0) {
-			if (o.n_overrides == MAX_OVERRIDES) {
+			if (o.n_overrides == KC_CLI_MAX_OVERRIDES) {
 				fprintf(stderr, "kvmcloud-agent: at most %d -o options\n",
-					MAX_OVERRIDES);
+					KC_CLI_MAX_OVERRIDES);
 				return 2;
 			}
 			o.overrides[o.n_overrides++] = argv[++i];
 		} else if (strcmp(arg, "--json") == 0) {
 			o.json = true;
+			seen |= OPT_JSON;
 		} else if (strcmp(arg, "--no-probe") == 0) {
 			o.no_probe = true;
+			seen |= OPT_NO_PROBE;
+		} else if (strcmp(arg, "--ca-sha256") == 0) {
+			o.ca_sha256 = argv[++i];
+			seen |= OPT_CA_SHA256;
 		} else if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
 			usage(stdout);
 			return 0;
@@ -206,24 +244,26 @@ int main(int argc, char **argv)
 			for (size_t k = 0; k < KC_ARRAY_SIZE(verbs); k++)
 				if (strcmp(verbs[k].name, arg) == 0)
 					verb = &verbs[k];
-			if (!verb) {
-				fprintf(stderr, "kvmcloud-agent: unknown verb '%s'\n", arg);
-				usage(stderr);
-				return 2;
-			}
+			if (!verb)
+				return bad_usage("unknown verb", arg);
+		} else if (verb && arg[0] != '-' && o.n_args < verb->n_args) {
+			o.args[o.n_args++] = arg;
 		} else {
-			fprintf(stderr, "kvmcloud-agent: unexpected argument '%s'\n", arg);
-			usage(stderr);
-			return 2;
+			return bad_usage("unexpected argument", arg);
 		}
 	}
 	if (!verb) {
 		usage(stderr);
 		return 2;
 	}
-	if (o.no_probe && !verb->probe_opt) {
-		fprintf(stderr, "kvmcloud-agent: --no-probe only applies to check\n");
+	if (seen & ~verb->options) {
+		fprintf(stderr, "kvmcloud-agent: %s does not take %s\n", verb->name,
+			seen & OPT_NO_PROBE ? "--no-probe"
+			: seen & OPT_JSON   ? "--json"
+					    : "--ca-sha256");
 		return 2;
 	}
+	if (o.n_args != verb->n_args)
+		return bad_usage("wrong number of arguments for", verb->name);
 	return verb->fn(&o);
 }

@@ -74,3 +74,12 @@ int kc_cmd_vm_shutdown(struct kc_cli *cli, const struct kc_args *a);
 int kc_cmd_vm_delete(struct kc_cli *cli, const struct kc_args *a);
 int kc_cmd_vm_log(struct kc_cli *cli, const struct kc_args *a);
 int kc_cmd_vm_console(struct kc_cli *cli, const struct kc_args *a);
+/* cmd_cluster.c */
+int kc_cmd_host_add(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_host_remove(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_zone_create(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_zone_list(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_zone_delete(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_cluster_create(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_cluster_list(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_cluster_delete(struct kc_cli *cli, const struct kc_args *a);

@@ -7,6 +7,7 @@
 #include "format.h"
 #include "json_util.h"
 #include "request.h"
+#include "validate.h"
 
 /* kc_cli_request on the VM named by the first argument, plus `suffix`: a
  * bad name is a usage error. */
@@ -37,6 +38,12 @@ int kc_cmd_vm_create(struct kc_cli *cli, const struct kc_args *a)
 	_cleanup_json_ json_t *req = kc_req_vm_create(a, &err);
 	if (!req)
 		return kc_cli_fail(cli, &err, true);
+	const char *host = kc_args_value(a, "host");
+	if (host) {
+		if (kc_name_validate(host, "host name", &err) < 0)
+			return kc_cli_fail(cli, &err, true);
+		json_object_set_new(req, "host", json_string(host));
+	}
 	/* Copying an image and starting a guest under TCG can take minutes. */
 	return kc_cli_request(cli, "POST", "/api/v1/vms", req, 900, kc_fmt_vm_show);
 }

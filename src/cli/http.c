@@ -171,6 +171,11 @@ int kc_http_request(struct kc_client *c, const char *method, const char *path, c
 	curl_easy_setopt(cu, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(cu, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(cu, CURLOPT_USERAGENT, "kvmcloud-cli");
+	/* A server whose certificate comes from its own cluster CA
+	 * (docs/server.md, --tls auto): trust that CA file. */
+	const char *ca = getenv("KVMCLOUD_CA");
+	if (ca && *ca)
+		curl_easy_setopt(cu, CURLOPT_CAINFO, ca);
 	curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(cu, CURLOPT_WRITEDATA, &sink);
 	curl_easy_setopt(cu, CURLOPT_HEADERFUNCTION, on_header);

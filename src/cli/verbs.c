@@ -5,7 +5,11 @@
 
 static const struct kc_optdef no_opts[] = {{NULL, 0}};
 static const struct kc_optdef host_check_opts[] = {{"probe", KC_OPT_FLAG}, {NULL, 0}};
+static const struct kc_optdef host_add_opts[] = {
+	{"zone", KC_OPT_VALUE}, {"cluster", KC_OPT_VALUE}, {NULL, 0}};
+static const struct kc_optdef cluster_create_opts[] = {{"zone", KC_OPT_VALUE}, {NULL, 0}};
 static const struct kc_optdef vm_create_opts[] = {
+	{"host", KC_OPT_VALUE},
 	{"image", KC_OPT_VALUE},     {"memory", KC_OPT_VALUE},
 	{"vcpus", KC_OPT_VALUE},     {"disk-size", KC_OPT_VALUE},
 	{"data-disk", KC_OPT_LIST},  {"iso", KC_OPT_VALUE},
@@ -27,10 +31,20 @@ const struct kc_verb kc_verbs[] = {
 	{"host", "list", kc_cmd_host_list, "host list", 0, 0, no_opts},
 	{"host", "show", kc_cmd_host_show, "host show NAME", 1, 1, no_opts},
 	{"host", "check", kc_cmd_host_check, "host check NAME [--probe]", 1, 1, host_check_opts},
+	{"host", "add", kc_cmd_host_add, "host add NAME [--zone Z] [--cluster C]", 1, 1,
+	 host_add_opts},
+	{"host", "remove", kc_cmd_host_remove, "host remove NAME", 1, 1, no_opts},
+	{"zone", "create", kc_cmd_zone_create, "zone create NAME", 1, 1, no_opts},
+	{"zone", "list", kc_cmd_zone_list, "zone list", 0, 0, no_opts},
+	{"zone", "delete", kc_cmd_zone_delete, "zone delete NAME", 1, 1, no_opts},
+	{"cluster", "create", kc_cmd_cluster_create, "cluster create NAME --zone Z", 1, 1,
+	 cluster_create_opts},
+	{"cluster", "list", kc_cmd_cluster_list, "cluster list", 0, 0, no_opts},
+	{"cluster", "delete", kc_cmd_cluster_delete, "cluster delete NAME", 1, 1, no_opts},
 	{"vm", "list", kc_cmd_vm_list, "vm list", 0, 0, no_opts},
 	{"vm", "show", kc_cmd_vm_show, "vm show NAME", 1, 1, no_opts},
 	{"vm", "create", kc_cmd_vm_create,
-	 "vm create NAME --image IMG --memory MIB [--vcpus N] [--disk-size GIB] "
+	 "vm create NAME --image IMG --memory MIB [--host H] [--vcpus N] [--disk-size GIB] "
 	 "[--data-disk GIB]... [--iso NAME] [--nic user|network=NAME|bridge=NAME[,mac=MAC]]... "
 	 "[--boot hd,cdrom,network] [--graphics none|vnc] [--autostart] [--no-start] "
 	 "[--hostname H] [--user-data FILE]",

@@ -15,7 +15,9 @@
 
 #include "auth.h"
 #include "cleanup.h"
+#include "cluster.h"
 #include "http_util.h"
+#include "metrics.h"
 #include "validate.h"
 
 typedef int (*kc_handler_fn)(struct kc_call *c, struct kc_error *err);
@@ -24,13 +26,23 @@ struct kc_route {
 	const char *method;
 	const char *pattern; /* segments; ":vm" / ":host" is the name parameter */
 	kc_handler_fn fn;
-	bool public; /* no token needed: only openapi.json */
+	bool public; /* no token needed: openapi.json, the CA, joining */
 };
 
 static const struct kc_route routes[] = {
 	{"GET", "/api/v1/openapi.json", kc_api_openapi, true},
+	{"GET", "/api/v1/ca", kc_api_ca, true},
+	{"POST", "/api/v1/join", kc_api_join, true},
 	{"GET", "/api/v1/hosts", kc_api_hosts_list, false},
+	{"POST", "/api/v1/hosts", kc_api_host_add, false},
 	{"GET", "/api/v1/hosts/:host", kc_api_host_show, false},
+	{"DELETE", "/api/v1/hosts/:host", kc_api_host_remove, false},
+	{"GET", "/api/v1/zones", kc_api_zones_list, false},
+	{"POST", "/api/v1/zones", kc_api_zone_create, false},
+	{"DELETE", "/api/v1/zones/:zone", kc_api_zone_delete, false},
+	{"GET", "/api/v1/clusters", kc_api_clusters_list, false},
+	{"POST", "/api/v1/clusters", kc_api_cluster_create, false},
+	{"DELETE", "/api/v1/clusters/:cluster", kc_api_cluster_delete, false},
 	{"POST", "/api/v1/hosts/:host/check", kc_api_host_check, false},
 	{"GET", "/api/v1/vms", kc_api_vms_list, false},
 	{"POST", "/api/v1/vms", kc_api_vm_create, false},
@@ -42,6 +54,7 @@ static const struct kc_route routes[] = {
 	{"POST", "/api/v1/vms/:vm/destroy", kc_api_vm_destroy, false},
 	{"GET", "/api/v1/vms/:vm/log", kc_api_vm_log, false},
 	{"GET", "/api/v1/vms/:vm/console", kc_api_vm_console, false},
+	{"GET", "/metrics", kc_api_metrics, false},
 };
 
 #define MAX_PATH_LEN 1024
@@ -78,7 +91,10 @@ static bool pattern_match(const char *pattern, char **segs, int nsegs, const cha
 	for (int i = 0; i < np; i++) {
 		if (psegs[i][0] == ':') {
 			*param = segs[i];
-			*what = strcmp(psegs[i], ":vm") == 0 ? "VM name" : "host name";
+			*what = strcmp(psegs[i], ":vm") == 0	   ? "VM name"
+				: strcmp(psegs[i], ":zone") == 0    ? "zone name"
+				: strcmp(psegs[i], ":cluster") == 0 ? "cluster name"
+								    : "host name";
 		} else if (strcmp(psegs[i], segs[i]) != 0) {
 			return false;
 		}
@@ -198,6 +214,7 @@ static int callback(const struct _u_request *req, struct _u_response *resp, void
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	u_map_put(resp->map_header, "Cache-Control", "no-store");
 	dispatch(&c);
+	kc_metrics_observe_request(req->http_verb, resp->status, &t0);
 	if (c.srv->log_requests)
 		log_request(req, resp->status, &t0);
 	return U_CALLBACK_COMPLETE;

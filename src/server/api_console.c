@@ -14,9 +14,11 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "hostlink.h"
 #include "cleanup.h"
 #include "http_util.h"
 #include "io.h"
+#include "json_util.h"
 
 /* Each session holds two threads and a libvirt stream, and ulfius 2.7.13
  * allocates whatever frame length a client announces (docs/server.md): keep
@@ -94,8 +96,13 @@ int kc_api_vm_console(struct kc_call *c, struct kc_error *err)
 	    !header_has(c->req, "Connection", "upgrade"))
 		return kc_error_set(err, KC_ERR_INVALID,
 				    "this route needs a WebSocket upgrade request");
-	if (kc_api_require_managed(c->srv, c->name, NULL, err) < 0)
+	_cleanup_json_ json_t *row = NULL;
+	if (kc_api_require_managed(c->srv, c->name, &row, err) < 0)
 		return -1;
+	/* The console does not travel over the agent link yet. */
+	if (!kc_host_is_local(c->srv, json_string_value(json_object_get(row, "host"))))
+		return kc_error_set(err, KC_ERR_UNAVAILABLE,
+				    "the console of a VM on a remote host is not available yet");
 
 	if (atomic_fetch_add(&n_sessions, 1) >= MAX_CONSOLE_SESSIONS) {
 		atomic_fetch_sub(&n_sessions, 1);

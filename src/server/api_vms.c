@@ -9,30 +9,71 @@
  * not ours to act on.
  */
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
 #include "cleanup.h"
+#include "cluster.h"
+#include "hostlink.h"
 #include "http_util.h"
 #include "json_util.h"
 #include "reconcile.h"
+#include "validate.h"
+#include "agentlink.h"
 #include "vmspec.h"
 
 #define LOG_DEFAULT_MAX		 (64 * 1024)
 #define LOG_MAX			 (1024 * 1024)
 #define SHUTDOWN_DEFAULT_TIMEOUT 60
 #define SHUTDOWN_MAX_TIMEOUT	 3600
+/* What one vm.log call asks for: its base64 must fit in a protocol frame. */
+#define LOG_CALL_MAX (512 * 1024)
 
 static void request_clearp(struct kc_vm_request *r)
 {
 	kc_vm_request_clear(r);
 }
 
+/* Runs `op` on `host` for the VM `name`; `args` (stolen, may be NULL)
+ * gets "name" added.  ret may be NULL. */
+static int vm_call(struct kc_server *srv, const char *host, const char *op, const char *name,
+		   json_t *args, json_t **ret, struct kc_error *err)
+{
+	_cleanup_json_ json_t *a = args ? args : json_object();
+	_cleanup_json_ json_t *res = NULL;
+
+	if (!a || json_object_set_new(a, "name", json_string(name)) < 0)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	if (kc_host_call(srv, host, op, a, &res, err) < 0)
+		return -1;
+	if (ret)
+		*ret = steal_ptr(&res);
+	return 0;
+}
+
+/* The host a VM's operations go to: its record's, else (a domain without a
+ * record) the embedded agent's host, if any. */
+static const char *vm_host(struct kc_server *srv, const json_t *row)
+{
+	const char *h = json_string_value(json_object_get(row, "host"));
+
+	return h ? h : srv->agent ? srv->host_name : NULL;
+}
+
+static bool link_down(const struct kc_error *e)
+{
+	return e->code == KC_ERR_UNAVAILABLE || e->code == KC_ERR_TIMEOUT;
+}
+
 /* The API's VM object from a live domain and/or a record (either may be
- * NULL, not both). */
-static json_t *vm_view(struct kc_server *srv, const json_t *live, const json_t *row)
+ * NULL, not both).  `host` names the host a live domain came from;
+ * `unreachable`: the record's host did not answer, so its state column
+ * is the last known state rather than "missing". */
+static json_t *vm_view(const char *host, const json_t *live, const json_t *row,
+		       bool unreachable)
 {
 	json_t *o;
 
@@ -44,18 +85,21 @@ static json_t *vm_view(struct kc_server *srv, const json_t *live, const json_t *
 			if (!json_object_get(o, "created_at"))
 				json_object_set(o, "created_at",
 						json_object_get(row, "created_at"));
-		} else if (!json_object_get(o, "host")) {
-			json_object_set_new(o, "host", json_string(srv->host_name));
+		} else if (!json_object_get(o, "host") && host) {
+			json_object_set_new(o, "host", json_string(host));
 		}
 		return o;
 	}
 
 	const char *state = json_string_value(json_object_get(row, "state"));
 	const json_t *req = json_object_get(row, "request");
+	if (!state || (strcmp(state, "creating") != 0 && !unreachable))
+		state = "missing";
 	o = json_pack("{s:O,s:O,s:O,s:s,s:b,s:O}", "name", json_object_get(row, "name"), "uuid",
 		      json_object_get(row, "uuid"), "host", json_object_get(row, "host"), "state",
-		      state && strcmp(state, "creating") == 0 ? "creating" : "missing", "managed",
-		      1, "created_at", json_object_get(row, "created_at"));
+		      state, "managed", 1, "created_at", json_object_get(row, "created_at"));
+	if (o && unreachable)
+		json_object_set_new(o, "host_reachable", json_false());
 	/* What was asked for, so that a missing VM still says what it was. */
 	static const char *const copied[] = {"vcpus", "memory_mib", "image", "autostart",
 					     "graphics"};
@@ -68,27 +112,34 @@ static json_t *vm_view(struct kc_server *srv, const json_t *live, const json_t *
 }
 
 /* Fetches a VM's record and live view; either may come back NULL, both
- * NULL is KC_ERR_NOT_FOUND. */
+ * NULL is KC_ERR_NOT_FOUND.  A record whose host cannot be reached comes
+ * back with *ret_unreachable set (may be NULL) and no live view. */
 static int vm_lookup(struct kc_server *srv, const char *name, json_t **ret_row, json_t **ret_live,
-		     struct kc_error *err)
+		     bool *ret_unreachable, struct kc_error *err)
 {
 	struct kc_error e = {0};
 	_cleanup_json_ json_t *row = NULL;
 	_cleanup_json_ json_t *live = NULL;
 
-	if (srv->db->ops->vm_get(srv->db, name, &row, &e) < 0) {
+	if (kc_db_vm_get(srv->db, name, &row, &e) < 0) {
 		if (e.code != KC_ERR_NOT_FOUND) {
 			*err = e;
 			return -1;
 		}
 		kc_error_clear(&e);
 	}
-	if (kc_agent_vm_show(srv->agent, name, &live, &e) < 0) {
-		if (e.code != KC_ERR_NOT_FOUND) {
+	const char *host = vm_host(srv, row);
+	bool unreachable = false;
+	if (host && vm_call(srv, host, "vm.show", name, NULL, &live, &e) < 0) {
+		if (row && link_down(&e)) {
+			unreachable = true;
+		} else if (e.code != KC_ERR_NOT_FOUND) {
 			*err = e;
 			return -1;
 		}
 	}
+	if (ret_unreachable)
+		*ret_unreachable = unreachable;
 	if (!row && !live)
 		return kc_error_set(err, KC_ERR_NOT_FOUND, "VM \"%s\" not found", name);
 	*ret_row = steal_ptr(&row);
@@ -102,7 +153,7 @@ int kc_api_require_managed(struct kc_server *srv, const char *name, json_t **ret
 	_cleanup_json_ json_t *row = NULL;
 	_cleanup_json_ json_t *live = NULL;
 
-	if (vm_lookup(srv, name, &row, &live, err) < 0)
+	if (vm_lookup(srv, name, &row, &live, NULL, err) < 0)
 		return -1;
 	if (!row)
 		return kc_error_set(
@@ -113,71 +164,93 @@ int kc_api_require_managed(struct kc_server *srv, const char *name, json_t **ret
 	return 0;
 }
 
-/* kc_api_require_managed(), and the record is not 'creating': until the
- * create has stored its result, acting on the name would race with it
- * (e.g. a delete finding no domain yet and removing the record). */
-static int require_settled(struct kc_server *srv, const char *name, struct kc_error *err)
-{
-	_cleanup_json_ json_t *row = NULL;
-
-	if (kc_api_require_managed(srv, name, &row, err) < 0)
-		return -1;
-	const char *state = json_string_value(json_object_get(row, "state"));
-	if (state && strcmp(state, "creating") == 0)
-		return kc_error_set(err, KC_ERR_CONFLICT, "VM \"%s\" is being created", name);
-	return 0;
-}
-
 static int respond_vm(struct kc_call *c, unsigned status, json_t *extra, struct kc_error *err)
 {
 	_cleanup_json_ json_t *row = NULL;
 	_cleanup_json_ json_t *live = NULL;
 	_cleanup_json_ json_t *ex = extra;
+	bool unreachable = false;
 
-	if (vm_lookup(c->srv, c->name, &row, &live, err) < 0)
+	if (vm_lookup(c->srv, c->name, &row, &live, &unreachable, err) < 0)
 		return -1;
 	/* Keep the record's state column near libvirt's truth. */
 	const char *st = json_string_value(json_object_get(live, "state"));
 	if (row && st)
-		c->srv->db->ops->vm_note_state(c->srv->db, c->name, st, NULL);
-	json_t *o = vm_view(c->srv, live, row);
+		kc_db_vm_note_state(c->srv->db, c->name, st, NULL);
+	json_t *o = vm_view(vm_host(c->srv, row), live, row, unreachable);
 	if (ex)
 		json_object_update(o, ex);
 	kc_http_json(c->resp, status, o);
 	return 0;
 }
 
+/* The hosts a VM list asks: the embedded agent's and every connected one. */
+static json_t *hosts_to_ask(struct kc_server *srv)
+{
+	json_t *hosts = srv->alink ? kc_agentlink_hosts(srv->alink) : json_array();
+
+	if (hosts && srv->agent && srv->host_name)
+		json_array_insert_new(hosts, 0, json_string(srv->host_name));
+	return hosts;
+}
+
 int kc_api_vms_list(struct kc_call *c, struct kc_error *err)
 {
 	struct kc_server *srv = c->srv;
 	_cleanup_json_ json_t *rows = NULL;
-	_cleanup_json_ json_t *live = NULL;
 	_cleanup_json_ json_t *by_name = NULL;
-	size_t i;
-	json_t *v;
+	_cleanup_json_ json_t *hosts = NULL;
+	_cleanup_json_ json_t *answered = json_object();
+	size_t i, j;
+	json_t *v, *h;
 
-	if (srv->db->ops->vm_list(srv->db, &rows, err) < 0 ||
-	    kc_agent_vm_list(srv->agent, &live, err) < 0)
+	if (kc_db_vm_list(srv->db, NULL, &rows, err) < 0)
 		return -1;
 	by_name = kc_index_by_name(rows);
-	if (!by_name)
+	hosts = hosts_to_ask(srv);
+	if (!by_name || !hosts || !answered)
 		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 
 	json_t *out = json_array();
-	json_array_foreach(live, i, v)
+	json_array_foreach(hosts, j, h)
 	{
-		const char *name = json_string_value(json_object_get(v, "name"));
-		json_t *row = name ? json_object_get(by_name, name) : NULL;
-		json_array_append_new(out, vm_view(srv, v, row));
-		if (row)
-			json_object_del(by_name, name);
+		const char *host = json_string_value(h);
+		_cleanup_json_ json_t *live = NULL;
+		struct kc_error e = {0};
+
+		if (kc_host_call(srv, host, "vm.list", NULL, &live, &e) < 0) {
+			/* The embedded agent failing is the request failing, as
+			 * before; a remote host's records show their last state. */
+			if (kc_host_is_local(srv, host)) {
+				json_decref(out);
+				*err = e;
+				return -1;
+			}
+			continue;
+		}
+		json_object_set_new(answered, host, json_true());
+		json_array_foreach(live, i, v)
+		{
+			const char *name = json_string_value(json_object_get(v, "name"));
+			json_t *row = name ? json_object_get(by_name, name) : NULL;
+			const char *rhost = json_string_value(json_object_get(row, "host"));
+			/* Same name on another host: someone else's domain. */
+			if (row && (!rhost || strcmp(rhost, host) != 0))
+				row = NULL;
+			json_array_append_new(out, vm_view(host, v, row, false));
+			if (row)
+				json_object_del(by_name, name);
+		}
 	}
-	/* Records libvirt does not know: missing, or still being created. */
+	/* Records no host reported: missing, being created, or on a host
+	 * that is not connected (last known state). */
 	json_array_foreach(rows, i, v)
 	{
 		const char *name = json_string_value(json_object_get(v, "name"));
+		const char *rhost = json_string_value(json_object_get(v, "host"));
 		if (name && json_object_get(by_name, name))
-			json_array_append_new(out, vm_view(srv, NULL, v));
+			json_array_append_new(
+				out, vm_view(NULL, NULL, v, !rhost || !json_object_get(answered, rhost)));
 	}
 	kc_http_json(c->resp, 200, json_pack("{s:o}", "vms", out));
 	return 0;
@@ -190,21 +263,22 @@ int kc_api_vm_show(struct kc_call *c, struct kc_error *err)
 
 /* Undoes a create whose result could not be recorded: a domain without a
  * record would be unmanaged, every action on it 403, its disks stranded. */
-static void rollback_create(struct kc_server *srv, const char *name)
+static void rollback_create(struct kc_server *srv, const char *host, const char *name)
 {
 	struct kc_error e = {0};
 
 	/* Delete refuses a running VM; destroy fails harmlessly on a stopped one. */
-	kc_agent_vm_destroy(srv->agent, name, &e);
+	vm_call(srv, host, "vm.destroy", name, NULL, NULL, &e);
 	kc_error_clear(&e);
-	if (kc_agent_vm_delete(srv->agent, name, true, &e) < 0) {
+	if (vm_call(srv, host, "vm.delete", name, json_pack("{s:b}", "with_disks", 1), NULL, &e) <
+	    0) {
 		fprintf(stderr, "warning: VM \"%s\": could not roll back its create: %s\n", name,
 			e.message);
 		kc_error_clear(&e);
 	}
 	/* Gone already, or a record a failing database still holds: either
 	 * way it must not outlive the domain ('creating' blocks every action). */
-	if (srv->db->ops->vm_delete(srv->db, name, &e) < 0) {
+	if (kc_db_vm_delete(srv->db, name, &e) < 0) {
 		fprintf(stderr, "warning: VM \"%s\": could not remove its record: %s\n", name,
 			e.message);
 		kc_error_clear(&e);
@@ -218,18 +292,36 @@ int kc_api_vm_create(struct kc_call *c, struct kc_error *err)
 	_cleanup_json_ json_t *live = NULL;
 	_cleanup_json_ json_t *created = NULL;
 	_cleanup_json_ json_t *stored = NULL;
+	_cleanup_free_ char *host = NULL;
 	_cleanup_(request_clearp) struct kc_vm_request req = {0};
+	_cleanup_free_ char *requested = NULL;
 	struct kc_error e = {0};
 
-	if (kc_http_read_json(c->req, true, &body, err) < 0 ||
-	    kc_vm_request_from_json(body, &req, err) < 0)
+	if (kc_http_read_json(c->req, true, &body, err) < 0)
+		return -1;
+	/* "host" is the server's business, not part of the VM request. */
+	json_t *hv = json_object_get(body, "host");
+	if (hv) {
+		if (!json_is_string(hv))
+			return kc_error_set(err, KC_ERR_INVALID, "\"host\" must be a string");
+		if (kc_name_validate(json_string_value(hv), "host name", err) < 0)
+			return -1;
+		requested = strdup(json_string_value(hv));
+		if (!requested)
+			return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+		json_object_del(body, "host");
+	}
+	if (kc_vm_request_from_json(body, &req, err) < 0)
+		return -1;
+	if (kc_place_vm(srv, requested, &host, err) < 0)
 		return -1;
 
 	/* A domain of that name that kvmcloud does not know is a conflict too:
 	 * we never adopt or overwrite someone else's VM. */
-	if (kc_agent_vm_show(srv->agent, req.name, &live, &e) == 0)
-		return kc_error_set(err, KC_ERR_CONFLICT, "VM \"%s\" already exists in libvirt",
-				    req.name);
+	if (vm_call(srv, host, "vm.show", req.name, NULL, &live, &e) == 0)
+		return kc_error_set(err, KC_ERR_CONFLICT,
+				    "VM \"%s\" already exists in libvirt on host \"%s\"", req.name,
+				    host);
 	if (e.code != KC_ERR_NOT_FOUND) {
 		*err = e;
 		return -1;
@@ -241,12 +333,28 @@ int kc_api_vm_create(struct kc_call *c, struct kc_error *err)
 	/* The record first: its primary key makes two creates of one name
 	 * race safely, and a server killed mid-create leaves a 'creating'
 	 * record for reconcile.c to settle. */
-	if (srv->db->ops->vm_insert(srv->db, req.name, srv->host_name, "creating", stored, err) < 0)
+	if (kc_db_vm_insert(srv->db,
+			    &(struct kc_db_vm){.name = req.name,
+					       .host = host,
+					       .state = "creating",
+					       .owner = KC_DB_ADMIN_USER,
+					       .request = stored},
+			    false, err) < 0)
 		return -1;
 
-	if (kc_agent_vm_create(srv->agent, &req, &created, err) < 0) {
+	if (kc_host_call(srv, host, "vm.create", stored, &created, err) < 0) {
 		struct kc_error ignored = {0};
-		if (srv->db->ops->vm_delete(srv->db, req.name, &ignored) < 0)
+		if (!kc_host_is_local(srv, host) && link_down(err)) {
+			/* The agent may still finish it: its next hello settles
+			 * the record (docs/protocol.md, reconciliation). */
+			kc_error_set(&ignored, err->code,
+				     "%s; the VM record stays \"creating\" until host \"%s\" "
+				     "reports back",
+				     err->message, host);
+			*err = ignored;
+			return -1;
+		}
+		if (kc_db_vm_delete(srv->db, req.name, &ignored) < 0)
 			fprintf(stderr,
 				"warning: VM \"%s\": create failed and its record could "
 				"not be removed: %s\n",
@@ -255,8 +363,8 @@ int kc_api_vm_create(struct kc_call *c, struct kc_error *err)
 	}
 	const char *uuid = json_string_value(json_object_get(created, "uuid"));
 	const char *state = json_string_value(json_object_get(created, "state"));
-	if (srv->db->ops->vm_update(srv->db, req.name, uuid, state ? state : "unknown", err) < 0) {
-		rollback_create(srv, req.name);
+	if (kc_db_vm_update(srv->db, req.name, uuid, state ? state : "unknown", err) < 0) {
+		rollback_create(srv, host, req.name);
 		if (err->code == KC_ERR_NOT_FOUND) {
 			kc_error_clear(err);
 			return kc_error_set(err, KC_ERR_CONFLICT,
@@ -268,55 +376,55 @@ int kc_api_vm_create(struct kc_call *c, struct kc_error *err)
 	}
 
 	_cleanup_json_ json_t *row = NULL;
-	srv->db->ops->vm_get(srv->db, req.name, &row, NULL);
-	kc_http_json(c->resp, 201, vm_view(srv, created, row));
+	kc_db_vm_get(srv->db, req.name, &row, NULL);
+	kc_http_json(c->resp, 201, vm_view(host, created, row, false));
 	return 0;
 }
 
-/* The actions that are one agent call on a settled VM. */
-static const struct {
-	const char *verb;
-	int (*run)(struct kc_agent *agent, const char *name, struct kc_error *err);
-} simple_actions[] = {
-	{"start", kc_agent_vm_start},
-	{"reboot", kc_agent_vm_reboot},
-	{"destroy", kc_agent_vm_destroy},
-};
-
-static int simple_action(struct kc_call *c, const char *verb, struct kc_error *err)
+/* require_settled(), then `op` on the VM's host; *ret (may be NULL) the result. */
+static int settled_call(struct kc_call *c, const char *op, json_t *args, json_t **ret,
+			struct kc_error *err)
 {
-	for (size_t i = 0; i < KC_ARRAY_SIZE(simple_actions); i++) {
-		if (strcmp(simple_actions[i].verb, verb) != 0)
-			continue;
-		if (require_settled(c->srv, c->name, err) < 0 ||
-		    simple_actions[i].run(c->srv->agent, c->name, err) < 0)
-			return -1;
-		return respond_vm(c, 200, NULL, err);
-	}
-	return kc_error_set(err, KC_ERR_INTERNAL, "no action \"%s\"", verb);
+	_cleanup_json_ json_t *row = NULL;
+	_cleanup_json_ json_t *a = args;
+
+	if (kc_api_require_managed(c->srv, c->name, &row, err) < 0)
+		return -1;
+	const char *state = json_string_value(json_object_get(row, "state"));
+	if (state && strcmp(state, "creating") == 0)
+		return kc_error_set(err, KC_ERR_CONFLICT, "VM \"%s\" is being created", c->name);
+	return vm_call(c->srv, vm_host(c->srv, row), op, c->name, steal_ptr(&a), ret, err);
+}
+
+static int simple_action(struct kc_call *c, const char *op, struct kc_error *err)
+{
+	if (settled_call(c, op, NULL, NULL, err) < 0)
+		return -1;
+	return respond_vm(c, 200, NULL, err);
 }
 
 int kc_api_vm_start(struct kc_call *c, struct kc_error *err)
 {
-	return simple_action(c, "start", err);
+	return simple_action(c, "vm.start", err);
 }
 
 int kc_api_vm_reboot(struct kc_call *c, struct kc_error *err)
 {
-	return simple_action(c, "reboot", err);
+	return simple_action(c, "vm.reboot", err);
 }
 
 int kc_api_vm_destroy(struct kc_call *c, struct kc_error *err)
 {
-	return simple_action(c, "destroy", err);
+	return simple_action(c, "vm.destroy", err);
 }
 
 int kc_api_vm_shutdown(struct kc_call *c, struct kc_error *err)
 {
 	static const char *const keys[] = {"timeout_s", "force", NULL};
 	_cleanup_json_ json_t *body = NULL;
+	_cleanup_json_ json_t *res = NULL;
 	uint64_t timeout = SHUTDOWN_DEFAULT_TIMEOUT;
-	bool force = false, forced = false;
+	bool force = false;
 
 	if (kc_http_read_json(c->req, false, &body, err) < 0)
 		return -1;
@@ -325,10 +433,11 @@ int kc_api_vm_shutdown(struct kc_call *c, struct kc_error *err)
 				      err) < 0 ||
 		     kc_json_get_bool(body, "force", false, &force, err) < 0))
 		return -1;
-	if (require_settled(c->srv, c->name, err) < 0 ||
-	    kc_agent_vm_shutdown(c->srv->agent, c->name, (unsigned)timeout, force, &forced, err) <
-		    0)
+	if (settled_call(c, "vm.shutdown",
+			 json_pack("{s:I,s:b}", "timeout_s", (json_int_t)timeout, "force", force),
+			 &res, err) < 0)
 		return -1;
+	bool forced = json_is_true(json_object_get(res, "forced"));
 	return respond_vm(c, 200, json_pack("{s:b}", "forced", forced), err);
 }
 
@@ -337,22 +446,60 @@ int kc_api_vm_delete(struct kc_call *c, struct kc_error *err)
 	struct kc_error e = {0};
 	bool keep = false;
 
-	if (kc_http_query_bool(c->req, "keep_disks", &keep, err) < 0 ||
-	    require_settled(c->srv, c->name, err) < 0)
+	if (kc_http_query_bool(c->req, "keep_disks", &keep, err) < 0)
 		return -1;
 	bool disks_deleted = !keep;
-	if (kc_agent_vm_delete(c->srv->agent, c->name, !keep, &e) < 0) {
+	if (settled_call(c, "vm.delete", json_pack("{s:b}", "with_disks", !keep), NULL, &e) < 0) {
 		/* Already gone from libvirt ("missing"): only the record is left. */
 		if (e.code != KC_ERR_NOT_FOUND) {
 			*err = e;
 			return -1;
 		}
+		/* ...unless the VM itself was not found at all. */
+		_cleanup_json_ json_t *row = NULL;
+		if (kc_db_vm_get(c->srv->db, c->name, &row, NULL) < 0) {
+			*err = e;
+			return -1;
+		}
 		disks_deleted = false;
 	}
-	if (c->srv->db->ops->vm_delete(c->srv->db, c->name, err) < 0)
+	if (kc_db_vm_delete(c->srv->db, c->name, err) < 0)
 		return -1;
 	kc_http_json(c->resp, 200,
 		     json_pack("{s:s,s:b}", "deleted", c->name, "disks_deleted", disks_deleted));
+	return 0;
+}
+
+/* One vm.log call: the bytes (malloc'd), next offset, size. */
+static int log_read(struct kc_server *srv, const char *host, const char *name, uint64_t offset,
+		    uint64_t max, char **ret_buf, size_t *ret_len, uint64_t *ret_next,
+		    uint64_t *ret_size, struct kc_error *err)
+{
+	_cleanup_json_ json_t *res = NULL;
+	const char *b64 = NULL;
+	uint64_t next = 0, size = 0;
+
+	if (max > LOG_CALL_MAX)
+		max = LOG_CALL_MAX;
+	if (vm_call(srv, host, "vm.log", name,
+		    json_pack("{s:I,s:I}", "offset", (json_int_t)offset, "max", (json_int_t)max),
+		    &res, err) < 0)
+		return -1;
+	if (kc_json_get_string(res, "data_base64", true, 2 * LOG_CALL_MAX, &b64, err) < 0 ||
+	    kc_json_get_uint(res, "next", true, 0, UINT64_MAX, &next, err) < 0 ||
+	    kc_json_get_uint(res, "size", true, 0, UINT64_MAX, &size, err) < 0)
+		return -1;
+	size_t cap = strlen(b64) / 4 * 3 + 3, len = 0;
+	_cleanup_free_ char *buf = malloc(cap + 1);
+	if (!buf)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	if (sodium_base642bin((unsigned char *)buf, cap, b64, strlen(b64), NULL, &len, NULL,
+			      sodium_base64_VARIANT_ORIGINAL) != 0)
+		return kc_error_set(err, KC_ERR_HYPERVISOR, "host \"%s\": bad log data", host);
+	*ret_buf = steal_ptr(&buf);
+	*ret_len = len;
+	*ret_next = next;
+	*ret_size = size;
 	return 0;
 }
 
@@ -360,6 +507,7 @@ int kc_api_vm_log(struct kc_call *c, struct kc_error *err)
 {
 	uint64_t offset = 0, max = LOG_DEFAULT_MAX, tail = 0, next = 0, size = 0;
 	_cleanup_free_ char *buf = NULL;
+	_cleanup_json_ json_t *row = NULL;
 	size_t len = 0;
 	char hdr[32];
 
@@ -370,20 +518,21 @@ int kc_api_vm_log(struct kc_call *c, struct kc_error *err)
 	if (tail && (kc_http_query(c->req, "offset") || kc_http_query(c->req, "max")))
 		return kc_error_set(err, KC_ERR_INVALID,
 				    "\"tail\" cannot be combined with \"offset\" or \"max\"");
-	if (kc_api_require_managed(c->srv, c->name, NULL, err) < 0)
+	if (kc_api_require_managed(c->srv, c->name, &row, err) < 0)
 		return -1;
+	const char *host = vm_host(c->srv, row);
 	if (tail) {
 		/* Learn the size first, then read the last `tail` bytes. */
 		_cleanup_free_ char *probe = NULL;
 		size_t plen;
-		if (kc_agent_vm_log_read(c->srv->agent, c->name, 0, 1, &probe, &plen, &next, &size,
-					 err) < 0)
+		if (log_read(c->srv, host, c->name, 0, 1, &probe, &plen, &next, &size, err) < 0)
 			return -1;
+		if (tail > LOG_CALL_MAX)
+			tail = LOG_CALL_MAX;
 		offset = size > tail ? size - tail : 0;
 		max = tail;
 	}
-	if (kc_agent_vm_log_read(c->srv->agent, c->name, offset, (size_t)max, &buf, &len, &next,
-				 &size, err) < 0)
+	if (log_read(c->srv, host, c->name, offset, max, &buf, &len, &next, &size, err) < 0)
 		return -1;
 	ulfius_set_binary_body_response(c->resp, 200, buf ? buf : "", len);
 	u_map_put(c->resp->map_header, "Content-Type", "text/plain; charset=utf-8");

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * kvmcloud-server: the REST API in front of the agents.  For now only the
- * all-in-one mode exists, with the agent embedded (remote agents: issue 3).
+ * kvmcloud-server: the REST API in front of the agents: embedded
+ * (--all-in-one), remote over mutual TLS (docs/protocol.md), or both
+ * (--all-in-one --cluster).
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agentlink.h"
 #include "cleanup.h"
 #include "kc-config.h"
 #include "server.h"
@@ -19,16 +21,28 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: kvmcloud-server --all-in-one [options]\n"
-		"  --data-dir DIR        state, database, token (default %s)\n"
-		"  --listen ADDR:PORT    default %s; non-loopback needs TLS\n"
-		"  --tls-cert FILE --tls-key FILE   serve HTTPS (PEM)\n"
+		"usage: kvmcloud-server [--all-in-one [--cluster]] [options]\n"
+		"  --all-in-one          embed the agent: this host runs VMs too\n"
+		"  --cluster             with --all-in-one: also accept remote agents\n"
+		"  --data-dir DIR        state, database, token, PKI (default %s)\n"
+		"  --db SPEC             postgresql://... or an SQLite file (default "
+		"<data-dir>/kvmcloud.db)\n"
+		"  --listen ADDR:PORT    API address (default %s)\n"
+		"  --tls auto|on|off     HTTPS for the API; auto (default): on beyond loopback\n"
+		"                        or when agents may join, with the cluster CA's certificate\n"
+		"  --tls-cert FILE --tls-key FILE   serve HTTPS with this certificate instead (PEM)\n"
+		"  --agent-listen ADDR:PORT  where agents connect (default %s)\n"
+		"  --advertise ADDR      the address or name agents reach this server at\n"
+		"  --heartbeat S         agent heartbeat interval (default %d)\n"
+		"  --down-after S        Disconnected hosts become Down after S more seconds "
+		"(default 300)\n"
 		"  --agent-config FILE   agent settings (default <data-dir>/agent.conf if "
 		"present)\n"
 		"  -o KEY=VALUE          agent setting, overrides the file (repeatable)\n"
 		"  --reset-admin-token   replace the admin token (the old one stops working)\n"
 		"  --version, --help\n",
-		KC_DEFAULT_DATA_DIR, KC_DEFAULT_LISTEN);
+		KC_DEFAULT_DATA_DIR, KC_DEFAULT_LISTEN, KC_DEFAULT_AGENT_LISTEN,
+		KC_DEFAULT_HEARTBEAT_S);
 }
 
 int main(int argc, char **argv)
@@ -36,22 +50,36 @@ int main(int argc, char **argv)
 	enum {
 		OPT_ALL_IN_ONE = 256,
 		OPT_DATA_DIR,
+		OPT_DB,
 		OPT_LISTEN,
 		OPT_TLS_CERT,
 		OPT_TLS_KEY,
 		OPT_AGENT_CONFIG,
 		OPT_RESET_TOKEN,
-		OPT_VERSION
+		OPT_VERSION,
+		OPT_CLUSTER,
+		OPT_TLS,
+		OPT_AGENT_LISTEN,
+		OPT_ADVERTISE,
+		OPT_HEARTBEAT,
+		OPT_DOWN_AFTER,
 	};
 	static const struct option longopts[] = {
 		{"all-in-one", no_argument, NULL, OPT_ALL_IN_ONE},
 		{"data-dir", required_argument, NULL, OPT_DATA_DIR},
+		{"db", required_argument, NULL, OPT_DB},
 		{"listen", required_argument, NULL, OPT_LISTEN},
 		{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
 		{"tls-key", required_argument, NULL, OPT_TLS_KEY},
 		{"agent-config", required_argument, NULL, OPT_AGENT_CONFIG},
 		{"reset-admin-token", no_argument, NULL, OPT_RESET_TOKEN},
 		{"version", no_argument, NULL, OPT_VERSION},
+		{"cluster", no_argument, NULL, OPT_CLUSTER},
+		{"tls", required_argument, NULL, OPT_TLS},
+		{"agent-listen", required_argument, NULL, OPT_AGENT_LISTEN},
+		{"advertise", required_argument, NULL, OPT_ADVERTISE},
+		{"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
+		{"down-after", required_argument, NULL, OPT_DOWN_AFTER},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -69,6 +97,9 @@ int main(int argc, char **argv)
 		case OPT_DATA_DIR:
 			opts.data_dir = optarg;
 			break;
+		case OPT_DB:
+			opts.db = optarg;
+			break;
 		case OPT_LISTEN:
 			opts.listen = optarg;
 			break;
@@ -84,6 +115,33 @@ int main(int argc, char **argv)
 		case OPT_RESET_TOKEN:
 			opts.reset_admin_token = true;
 			break;
+		case OPT_CLUSTER:
+			opts.cluster = true;
+			break;
+		case OPT_TLS:
+			opts.tls_mode = optarg;
+			break;
+		case OPT_AGENT_LISTEN:
+			opts.agent_listen = optarg;
+			break;
+		case OPT_ADVERTISE:
+			opts.advertise = optarg;
+			break;
+		case OPT_HEARTBEAT:
+		case OPT_DOWN_AFTER: {
+			char *end = NULL;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (!*optarg || *end || v < 1 || v > 3600) {
+				fprintf(stderr, "kvmcloud-server: --%s: expected 1..3600 seconds\n",
+					c == OPT_HEARTBEAT ? "heartbeat" : "down-after");
+				return 2;
+			}
+			if (c == OPT_HEARTBEAT)
+				opts.heartbeat_s = (unsigned)v;
+			else
+				opts.down_after_s = (unsigned)v;
+			break;
+		}
 		case 'o':
 			if (opts.n_overrides == MAX_OVERRIDES) {
 				fprintf(stderr, "kvmcloud-server: at most %d -o options\n",
@@ -107,11 +165,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "kvmcloud-server: unexpected argument \"%s\"\n", argv[optind]);
 		return 2;
 	}
-	if (!all_in_one) {
-		fprintf(stderr, "kvmcloud-server: remote agents are not supported yet (issue 3); "
-				"run with --all-in-one to embed the agent\n");
+	if (opts.cluster && !all_in_one) {
+		fprintf(stderr, "kvmcloud-server: --cluster goes with --all-in-one (without "
+				"--all-in-one the server only serves remote agents)\n");
 		return 2;
 	}
+	opts.no_local_agent = !all_in_one;
 
 	/* Block the stop signals before any thread exists (agent, HTTP), so
 	 * that they all inherit the mask and only sigwait() below sees them. */

@@ -31,7 +31,7 @@ int kc_reconcile_startup(struct kc_server *srv, FILE *log, struct kc_error *err)
 	size_t i;
 	json_t *v;
 
-	if (srv->db->ops->vm_list(srv->db, &rows, err) < 0 ||
+	if (kc_db_vm_list(srv->db, NULL, &rows, err) < 0 ||
 	    kc_agent_vm_list(srv->agent, &live, err) < 0)
 		return -1;
 	by_name = kc_index_by_name(live);
@@ -45,13 +45,16 @@ int kc_reconcile_startup(struct kc_server *srv, FILE *log, struct kc_error *err)
 		const json_t *dom = name ? json_object_get(by_name, name) : NULL;
 		struct kc_error e = {0};
 
-		if (!name || !state)
+		const char *host = json_string_value(json_object_get(v, "host"));
+		/* Records of remote hosts are settled when their agent says
+		 * hello (agentlink.c), not from this host's libvirt. */
+		if (!name || !state || (host && srv->host_name && strcmp(host, srv->host_name) != 0))
 			continue;
 		if (strcmp(state, "creating") == 0) {
 			if (dom) {
 				const char *uuid = json_string_value(json_object_get(dom, "uuid"));
 				const char *st = json_string_value(json_object_get(dom, "state"));
-				if (srv->db->ops->vm_update(srv->db, name, uuid,
+				if (kc_db_vm_update(srv->db, name, uuid,
 							    st ? st : "unknown", &e) < 0)
 					fprintf(log, "reconcile: VM %s: %s\n", name, e.message);
 				else
@@ -60,7 +63,7 @@ int kc_reconcile_startup(struct kc_server *srv, FILE *log, struct kc_error *err)
 						"the domain exists; kept\n",
 						name);
 			} else {
-				if (srv->db->ops->vm_delete(srv->db, name, &e) < 0)
+				if (kc_db_vm_delete(srv->db, name, &e) < 0)
 					fprintf(log, "reconcile: VM %s: %s\n", name, e.message);
 				else
 					fprintf(log,
@@ -71,7 +74,7 @@ int kc_reconcile_startup(struct kc_server *srv, FILE *log, struct kc_error *err)
 			continue;
 		}
 		const char *st = dom ? json_string_value(json_object_get(dom, "state")) : "missing";
-		if (st && srv->db->ops->vm_note_state(srv->db, name, st, &e) < 0)
+		if (st && kc_db_vm_note_state(srv->db, name, st, &e) < 0)
 			fprintf(log, "reconcile: VM %s: %s\n", name, e.message);
 	}
 	return 0;
@@ -100,7 +103,7 @@ void kc_reconcile_event(const char *vm_name, const char *event, void *opaque)
 		if (strcmp(event, event_states[i].event) == 0) {
 			/* Errors are dropped: the column is a cache that list and
 			 * show refresh from libvirt anyway. */
-			srv->db->ops->vm_note_state(srv->db, vm_name, event_states[i].state, NULL);
+			kc_db_vm_note_state(srv->db, vm_name, event_states[i].state, NULL);
 			return;
 		}
 	}

@@ -12,6 +12,7 @@
 
 #include "api.h"
 #include "auth.h"
+#include "cluster.h"
 #include "cleanup.h"
 #include "http_util.h"
 #include "json_util.h"
@@ -140,7 +141,7 @@ int kc_server_refresh_host(struct kc_server *srv, struct kc_error *err)
 	};
 	if (!h.accel)
 		h.accel = kc_accel_name(kc_agent_accel(srv->agent));
-	return srv->db->ops->host_upsert(srv->db, &h, err);
+	return kc_db_host_upsert(srv->db, &h, err);
 }
 
 int kc_server_check_host(struct kc_server *srv, bool probe_kvm, json_t **ret, struct kc_error *err)
@@ -154,7 +155,7 @@ int kc_server_check_host(struct kc_server *srv, bool probe_kvm, json_t **ret, st
 	/* A KVM probe may change the accelerator: refresh the facts too. */
 	if (probe_kvm && kc_server_refresh_host(srv, err) < 0)
 		return -1;
-	if (srv->db->ops->host_set_check(srv->db, srv->host_name, check, now, err) < 0)
+	if (kc_db_host_set_check(srv->db, srv->host_name, check, now, err) < 0)
 		return -1;
 	json_object_set_new(check, "checked_at", json_string(now));
 	*ret = steal_ptr(&check);
@@ -192,6 +193,7 @@ int kc_server_open(const struct kc_server_opts *o, struct kc_server **ret, struc
 {
 	_cleanup_config_ struct kc_config *cfg = NULL;
 	_cleanup_free_ char *db_path = NULL;
+	_cleanup_free_ char *cert_file = NULL, *key_file = NULL;
 	_cleanup_json_ json_t *check = NULL;
 	struct kc_error cerr = {0};
 	bool loopback = false;
@@ -209,27 +211,6 @@ int kc_server_open(const struct kc_server_opts *o, struct kc_server **ret, struc
 	const char *listen = o->listen ? o->listen : KC_DEFAULT_LISTEN;
 	if (kc_listen_parse(listen, &srv->addr, &loopback, err) < 0)
 		goto fail;
-	if (!o->tls_cert != !o->tls_key) {
-		kc_error_set(err, KC_ERR_INVALID, "--tls-cert and --tls-key go together");
-		goto fail;
-	}
-	srv->tls = o->tls_cert != NULL;
-	if (srv->tls) {
-		srv->tls_cert_pem = read_small_file(o->tls_cert, err);
-		srv->tls_key_pem = srv->tls_cert_pem ? read_small_file(o->tls_key, err) : NULL;
-		if (!srv->tls_key_pem)
-			goto fail;
-	}
-	if (!loopback && !srv->tls) {
-		kc_error_set(err, KC_ERR_INVALID,
-			     "refusing to listen on %s without TLS: the API carries bearer tokens; "
-			     "give --tls-cert and --tls-key, or listen on a loopback address",
-			     listen);
-		goto fail;
-	}
-	snprintf(srv->listen_url, sizeof(srv->listen_url), "%s://%s", srv->tls ? "https" : "http",
-		 listen);
-
 	/* 0755, not 0700: QEMU (another user) must reach the disks the agent
 	 * keeps below it.  The secrets inside are 0600 files. */
 	if (mkdir(srv->data_dir, 0755) == 0) {
@@ -243,14 +224,37 @@ int kc_server_open(const struct kc_server_opts *o, struct kc_server **ret, struc
 		kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "cannot create %s", srv->data_dir);
 		goto fail;
 	}
-	if (asprintf(&db_path, "%s/kvmcloud.db", srv->data_dir) < 0) {
+	if (o->db)
+		db_path = strdup(o->db);
+	else if (asprintf(&db_path, "%s/kvmcloud.db", srv->data_dir) < 0)
 		db_path = NULL;
+	if (!db_path) {
 		kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 		goto fail;
 	}
 	if (kc_db_open(db_path, &srv->db, err) < 0)
 		goto fail;
 
+	if (kc_cluster_setup(srv, o, listen, loopback, &cert_file, &key_file, err) < 0)
+		goto fail;
+	if (srv->tls) {
+		srv->tls_cert_pem = read_small_file(cert_file, err);
+		srv->tls_key_pem = srv->tls_cert_pem ? read_small_file(key_file, err) : NULL;
+		if (!srv->tls_key_pem)
+			goto fail;
+	}
+	if (!loopback && !srv->tls) {
+		kc_error_set(err, KC_ERR_INVALID,
+			     "refusing to listen on %s without TLS: the API carries bearer tokens; "
+			     "use --tls auto or on, or listen on a loopback address",
+			     listen);
+		goto fail;
+	}
+	snprintf(srv->listen_url, sizeof(srv->listen_url), "%s://%s", srv->tls ? "https" : "http",
+		 listen);
+
+	if (o->no_local_agent)
+		goto agent_done;
 	if (make_agent_config(o, srv->data_dir, &cfg, err) < 0 ||
 	    kc_agent_new(cfg, &srv->agent, err) < 0)
 		goto fail;
@@ -267,6 +271,7 @@ int kc_server_open(const struct kc_server_opts *o, struct kc_server **ret, struc
 	if (kc_reconcile_startup(srv, stderr, err) < 0)
 		goto fail;
 	kc_agent_set_event_cb(srv->agent, kc_reconcile_event, srv);
+agent_done:;
 	FILE *out = o->out ? o->out : stdout;
 	int out_fd = fileno(out);
 	unsigned auth_flags = o->reset_admin_token ? KC_AUTH_RESET : 0;
@@ -339,18 +344,22 @@ int kc_server_start(struct kc_server *srv, const struct kc_server_opts *o, struc
 	free_pem(&srv->tls_cert_pem);
 
 	fprintf(out, "kvmcloud-server %s listening on %s\n", KC_VERSION, srv->listen_url);
-	enum kc_accel accel = kc_agent_accel(srv->agent);
-	_cleanup_json_ json_t *row = NULL;
-	const char *reason = NULL;
-	if (srv->db->ops->host_get(srv->db, srv->host_name, &row, NULL) == 0)
-		reason = json_string_value(json_object_get(row, "accel_reason"));
-	if (accel == KC_ACCEL_TCG)
-		fprintf(out,
-			"accelerator: TCG -- WARNING: no usable KVM, guests are emulated in "
-			"software (slow); reason: %s\n",
-			reason ? reason : "(no reason given)");
-	else
-		fprintf(out, "accelerator: KVM%s%s\n", reason ? ": " : "", reason ? reason : "");
+	if (kc_cluster_start(srv, out, err) < 0)
+		return -1;
+	if (srv->agent) {
+		enum kc_accel accel = kc_agent_accel(srv->agent);
+		_cleanup_json_ json_t *row = NULL;
+		const char *reason = NULL;
+		if (kc_db_host_get(srv->db, srv->host_name, &row, NULL) == 0)
+			reason = json_string_value(json_object_get(row, "accel_reason"));
+		if (accel == KC_ACCEL_TCG)
+			fprintf(out,
+				"accelerator: TCG -- WARNING: no usable KVM, guests are emulated in "
+				"software (slow); reason: %s\n",
+				reason ? reason : "(no reason given)");
+		else
+			fprintf(out, "accelerator: KVM%s%s\n", reason ? ": " : "", reason ? reason : "");
+	}
 	if (srv->token_line)
 		fprintf(out, "%s\n", srv->token_line);
 	fflush(out);
@@ -367,6 +376,8 @@ void kc_server_free(struct kc_server *srv)
 		ulfius_stop_framework(&srv->inst);
 	if (srv->inst_ready)
 		ulfius_clean_instance(&srv->inst);
+	/* Agents after HTTP (no call in flight any more), before the database. */
+	kc_cluster_stop(srv);
 	if (srv->agent) {
 		kc_agent_set_event_cb(srv->agent, NULL, NULL);
 		kc_agent_free(srv->agent);

@@ -20,6 +20,7 @@
 
 struct kc_server_opts {
 	const char *data_dir; /* default KC_DEFAULT_DATA_DIR */
+	const char *db;	      /* kc_db_open spec; default <data_dir>/kvmcloud.db (SQLite) */
 	const char *listen;   /* "ADDR:PORT" or "[ADDR6]:PORT"; default KC_DEFAULT_LISTEN */
 	const char *tls_cert; /* PEM files; both or neither */
 	const char *tls_key;
@@ -29,6 +30,14 @@ struct kc_server_opts {
 	FILE *out;		/* start-up lines (stdout) */
 	bool log_requests;	/* one line per request on stderr */
 	bool reset_admin_token; /* replace the admin token (--reset-admin-token) */
+	/* Issue 3: remote agents (docs/protocol.md). */
+	bool no_local_agent;	  /* no embedded agent (not --all-in-one) */
+	bool cluster;		  /* agent listener even with the embedded agent */
+	const char *agent_listen; /* default KC_DEFAULT_AGENT_LISTEN */
+	const char *advertise;	  /* address or name agents reach us at */
+	const char *tls_mode;	  /* "auto" (NULL), "on", "off" */
+	unsigned heartbeat_s;	  /* 0: the default (tests shorten it) */
+	unsigned down_after_s;	  /* 0: the default */
 };
 
 struct kc_server {
@@ -46,6 +55,15 @@ struct kc_server {
 	char *token_line;   /* "admin token: ..." until start prints it */
 	bool inst_ready;
 	bool started;
+	/* Issue 3 (NULL / 0 without the agent listener). */
+	struct kc_agentlink *alink;
+	char *pki_dir;	      /* <data_dir>/pki: CA and server certificate */
+	char *agent_endpoint; /* "ADDR:PORT" that agents are told to dial */
+	char *server_name;    /* the name agents verify in our certificate */
+	char *join_url;	      /* "https://ADVERTISE:PORT" for the join command */
+	bool agent_listen_on;
+	struct sockaddr_storage agent_addr;
+	unsigned heartbeat_s, down_after_s;
 };
 
 /* Checks the options, opens the database, starts the embedded agent,

@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dispatch.c - the table of operations.  Each row names an op, the args
+ * keys it accepts, a validator that turns the JSON args into typed values
+ * (every check happens there, before the agent is touched) and a handler
+ * that calls agent.h.
+ */
+#include <string.h>
+
+#include "cleanup.h"
+#include "dispatch.h"
+#include "json_util.h"
+#include "validate.h"
+#include "vmspec.h"
+
+#define SHUTDOWN_DEFAULT_TIMEOUT 60
+#define SHUTDOWN_MAX_TIMEOUT	 3600
+#define LOG_DEFAULT_MAX		 (64 * 1024)
+
+/* The typed arguments of any op; each validator fills its own fields. */
+struct op_args {
+	const char *name; /* borrowed from the args object */
+	bool probe_kvm;
+	uint64_t timeout_s;
+	bool force;
+	bool with_disks;
+	uint64_t offset;
+	uint64_t max;
+	struct kc_vm_request req;
+};
+
+struct op {
+	const char *name;
+	const char *const *keys; /* the args keys allowed (NULL: the validator checks) */
+	int (*validate)(const json_t *args, struct op_args *oa, struct kc_error *err);
+	int (*run)(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc_error *err);
+};
+
+static int need_name(const json_t *args, struct op_args *oa, struct kc_error *err)
+{
+	if (kc_json_get_string(args, "name", true, KC_NAME_MAX, &oa->name, err) < 0)
+		return -1;
+	return kc_name_validate(oa->name, "VM name", err);
+}
+
+static int v_none(const json_t *args, struct op_args *oa, struct kc_error *err)
+{
+	return 0;
+}
+
+static int v_check(const json_t *args, struct op_args *oa, struct kc_error *err)
+{
+	return kc_json_get_bool(args, "probe_kvm", false, &oa->probe_kvm, err);
+}
+
+/* args is the VM request itself: its parser refuses unknown keys. */
+static int v_create(const json_t *args, struct op_args *oa, struct kc_error *err)
+{
+	return kc_vm_request_from_json(args, &oa->req, err);
+}
+
+static int v_shutdown(const json_t *args, struct op_args *oa, struct kc_error *err)
+{
+	oa->timeout_s = SHUTDOWN_DEFAULT_TIMEOUT;
+	if (need_name(args, oa, err) < 0 ||
+	    kc_json_get_uint(args, "timeout_s", false, 0, SHUTDOWN_MAX_TIMEOUT, &oa->timeout_s,
+			     err) < 0)
+		return -1;
+	return kc_json_get_bool(args, "force", false, &oa->force, err);
+}
+
+static int v_delete(const json_t *args, struct op_args *oa, struct kc_error *err)
+{
+	if (need_name(args, oa, err) < 0)
+		return -1;
+	return kc_json_get_bool(args, "with_disks", false, &oa->with_disks, err);
+}
+
+static int v_log(const json_t *args, struct op_args *oa, struct kc_error *err)
+{
+	oa->max = LOG_DEFAULT_MAX;
+	/* JSON integers are signed 64-bit: larger offsets cannot be sent. */
+	if (need_name(args, oa, err) < 0 ||
+	    kc_json_get_uint(args, "offset", false, 0, INT64_MAX, &oa->offset, err) < 0)
+		return -1;
+	return kc_json_get_uint(args, "max", false, 1, KC_OP_LOG_MAX, &oa->max, err);
+}
+
+static int r_facts(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc_error *err)
+{
+	return kc_agent_host_facts(a, ret, err);
+}
+
+static int r_check(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc_error *err)
+{
+	return kc_agent_host_check(a, oa->probe_kvm, ret, err);
+}
+
+static int r_create(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc_error *err)
+{
+	return kc_agent_vm_create(a, &oa->req, ret, err);
+}
+
+static int empty_result(json_t **ret, struct kc_error *err)
+{
+	json_t *r = json_object();
+	if (!r)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	*ret = r;
+	return 0;
+}
+
+static int r_start(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc_error *err)
+{
+	if (kc_agent_vm_start(a, oa->name, err) < 0)
+		return -1;
+	return empty_result(ret, err);
+}
+
+static int r_reboot(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc_error *err)
+{
+	if (kc_agent_vm_reboot(a, oa->name, err) < 0)
+		return -1;
+	return empty_result(ret, err);
+}
+
+static int r_destroy(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc_error *err)
+{
+	if (kc_agent_vm_destroy(a, oa->name, err) < 0)
+		return -1;
+	return empty_result(ret, err);
+}
+
+static int r_shutdown(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc_error *err)
+{
+	bool forced = false;
+	if (kc_agent_vm_shutdown(a, oa->name, (unsigned)oa->timeout_s, oa->force, &forced, err) < 0)
+		return -1;
+	json_t *r = json_pack("{s:b}", "forced", forced);
+	if (!r)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	*ret = r;
+	return 0;
+}
+
+static int r_delete(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc_error *err)
+{
+	if (kc_agent_vm_delete(a, oa->name, oa->with_disks, err) < 0)
+		return -1;
+	return empty_result(ret, err);
+}
+
+static int r_list(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc_error *err)
+{
+	return kc_agent_vm_list(a, ret, err);
+}
+
+static int r_show(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc_error *err)
+{
+	return kc_agent_vm_show(a, oa->name, ret, err);
+}
+
+static char *base64(const unsigned char *in, size_t len)
+{
+	static const char tab[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *out = malloc((len + 2) / 3 * 4 + 1);
+	if (!out)
+		return NULL;
+	char *o = out;
+	size_t i = 0;
+	for (; i + 2 < len; i += 3) {
+		unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
+		*o++ = tab[v >> 18];
+		*o++ = tab[(v >> 12) & 63];
+		*o++ = tab[(v >> 6) & 63];
+		*o++ = tab[v & 63];
+	}
+	if (i < len) {
+		unsigned v = (unsigned)in[i] << 16 | (i + 1 < len ? (unsigned)in[i + 1] << 8 : 0);
+		*o++ = tab[v >> 18];
+		*o++ = tab[(v >> 12) & 63];
+		*o++ = i + 1 < len ? tab[(v >> 6) & 63] : '=';
+		*o++ = '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+static int r_log(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc_error *err)
+{
+	_cleanup_free_ char *buf = NULL, *b64 = NULL;
+	size_t len = 0;
+	uint64_t next = 0, size = 0;
+	if (kc_agent_vm_log_read(a, oa->name, oa->offset, (size_t)oa->max, &buf, &len, &next, &size,
+				 err) < 0)
+		return -1;
+	b64 = base64((const unsigned char *)(buf ? buf : ""), len);
+	json_t *r = b64 ? json_pack("{s:s,s:I,s:I}", "data_base64", b64, "next", (json_int_t)next,
+				    "size", (json_int_t)size)
+			: NULL;
+	if (!r)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	*ret = r;
+	return 0;
+}
+
+static int r_stats(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc_error *err)
+{
+	return kc_agent_vm_stats(a, ret, err);
+}
+
+static const char *const k_none[] = {NULL};
+static const char *const k_check[] = {"probe_kvm", NULL};
+static const char *const k_name[] = {"name", NULL};
+static const char *const k_shutdown[] = {"name", "timeout_s", "force", NULL};
+static const char *const k_delete[] = {"name", "with_disks", NULL};
+static const char *const k_log[] = {"name", "offset", "max", NULL};
+
+static const struct op ops[] = {
+	{"host.facts", k_none, v_none, r_facts},
+	{"host.check", k_check, v_check, r_check},
+	{"host.stats", k_none, v_none, r_stats},
+	{"vm.create", NULL, v_create, r_create},
+	{"vm.start", k_name, need_name, r_start},
+	{"vm.shutdown", k_shutdown, v_shutdown, r_shutdown},
+	{"vm.reboot", k_name, need_name, r_reboot},
+	{"vm.destroy", k_name, need_name, r_destroy},
+	{"vm.delete", k_delete, v_delete, r_delete},
+	{"vm.list", k_none, v_none, r_list},
+	{"vm.show", k_name, need_name, r_show},
+	{"vm.log", k_log, v_log, r_log},
+	{"vm.stats", k_none, v_none, r_stats}, /* the same, by the name of agent.h */
+};
+
+static const struct op *op_find(const char *name)
+{
+	for (size_t i = 0; name && i < KC_ARRAY_SIZE(ops); i++)
+		if (strcmp(ops[i].name, name) == 0)
+			return &ops[i];
+	return NULL;
+}
+
+bool kc_agent_op_exists(const char *op)
+{
+	return op_find(op) != NULL;
+}
+
+int kc_agent_dispatch(struct kc_agent *a, const char *op, const json_t *args, json_t **ret_result,
+		      struct kc_error *err)
+{
+	const struct op *row = op_find(op);
+	if (!row) {
+		/* The name is not echoed whole: it came from the network. */
+		return kc_error_set(err, KC_ERR_INVALID, "unknown operation \"%.*s\"",
+				    KC_OP_NAME_MAX, op ? op : "");
+	}
+	_cleanup_json_ json_t *empty = NULL;
+	if (!args)
+		args = empty = json_object();
+	if (!json_is_object(args))
+		return kc_error_set(err, KC_ERR_INVALID, "%s: args must be an object", op);
+	char what[KC_OP_NAME_MAX + 16];
+	snprintf(what, sizeof(what), "%s args", row->name);
+	struct op_args oa = {0};
+	json_t *result = NULL;
+	int r = -1;
+	if ((!row->keys || kc_json_check_keys(args, row->keys, what, err) == 0) &&
+	    row->validate(args, &oa, err) == 0)
+		r = row->run(a, &oa, &result, err);
+	kc_vm_request_clear(&oa.req);
+	if (r < 0)
+		return -1;
+	*ret_result = result;
+	return 0;
+}

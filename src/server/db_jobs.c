@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* db_jobs.c - the job queue. */
+#include "db.h"
+
+#include "cleanup.h"
+#include "json_util.h"
+
+#define JOB_COLS                                                                                   \
+	"id, kind, state, progress, target, request, result, error, owner, idempotency_key, "      \
+	"worker, created_at, updated_at"
+
+static const char *const job_json_cols[] = {"request", "result", "error", NULL};
+
+static int job_by_key(struct kc_db *db, const char *owner, const char *key, json_t **ret,
+		      struct kc_error *err)
+{
+	_cleanup_json_ json_t *rows = NULL;
+
+	if (kc_db_query(db,
+			"SELECT " JOB_COLS " FROM jobs WHERE owner = $1 AND idempotency_key = $2",
+			KC_DB_PARAMS(KC_DB_TEXT(owner), KC_DB_TEXT(key)), &rows, err) < 0)
+		return -1;
+	kc_db_rows_parse_json(rows, job_json_cols);
+	*ret = json_incref(json_array_get(rows, 0));
+	return 0;
+}
+
+int kc_db_job_create(struct kc_db *db, const struct kc_db_job_new *j, json_t **ret,
+		     bool *ret_existing, struct kc_error *err)
+{
+	struct kc_error e = {0};
+	char id[37], now[21];
+
+	*ret_existing = false;
+	kc_db_uuid(id);
+	kc_db_now(now);
+	if (kc_db_exec(db,
+		       "INSERT INTO jobs (id, kind, state, progress, target, request, owner, "
+		       "idempotency_key, created_at, updated_at) "
+		       "VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6, $7, $7)",
+		       KC_DB_PARAMS(KC_DB_TEXT(id), KC_DB_TEXT(j->kind), KC_DB_TEXT(j->target),
+				    KC_DB_JSON(j->request), KC_DB_TEXT(j->owner),
+				    KC_DB_TEXT(j->idempotency_key), KC_DB_TEXT(now)),
+		       NULL, &e) < 0) {
+		/* The key was used: the unique index made the race safe, and
+		 * the winner's row is there to return. */
+		if (e.code == KC_ERR_CONFLICT && j->idempotency_key) {
+			if (job_by_key(db, j->owner, j->idempotency_key, ret, err) < 0)
+				return -1;
+			if (*ret) {
+				*ret_existing = true;
+				return 0;
+			}
+		}
+		if (err)
+			*err = e;
+		return -1;
+	}
+	return kc_db_job_get(db, id, ret, err);
+}
+
+int kc_db_job_get(struct kc_db *db, const char *id, json_t **ret, struct kc_error *err)
+{
+	_cleanup_json_ json_t *rows = NULL;
+
+	if (kc_db_query(db, "SELECT " JOB_COLS " FROM jobs WHERE id = $1",
+			KC_DB_PARAMS(KC_DB_TEXT(id)), &rows, err) < 0)
+		return -1;
+	if (json_array_size(rows) == 0)
+		return kc_error_set(err, KC_ERR_NOT_FOUND, "job \"%s\" not found", id);
+	kc_db_rows_parse_json(rows, job_json_cols);
+	*ret = json_incref(json_array_get(rows, 0));
+	return 0;
+}
+
+int kc_db_job_list(struct kc_db *db, const char *owner, int limit, json_t **ret,
+		   struct kc_error *err)
+{
+	if (limit == 0)
+		limit = 100;
+	if (limit < 0 || limit > 1000)
+		return kc_error_set(err, KC_ERR_INVALID, "limit must be 1..1000");
+	if (kc_db_query(db,
+			"SELECT " JOB_COLS " FROM jobs WHERE $1 IS NULL OR owner = $1 "
+			"ORDER BY created_at DESC, id LIMIT $2",
+			KC_DB_PARAMS(KC_DB_TEXT(owner), KC_DB_INT(limit)), ret, err) < 0)
+		return -1;
+	kc_db_rows_parse_json(*ret, job_json_cols);
+	return 0;
+}
+
+struct claim {
+	const char *worker;
+	json_t *job;
+};
+
+static int claim_next_tx(struct kc_db *tx, void *opaque, struct kc_error *err)
+{
+	struct claim *c = opaque;
+	_cleanup_json_ json_t *rows = NULL;
+	char now[21];
+
+	kc_db_now(now);
+	/* Serialisable: of two servers picking the same job, one commits
+	 * and the other fails and retries, then sees it taken. */
+	if (kc_db_query(tx,
+			"UPDATE jobs SET state = 'running', worker = $1, updated_at = $2 "
+			"WHERE id = (SELECT id FROM jobs WHERE state = 'queued' "
+			"ORDER BY created_at, id LIMIT 1) AND state = 'queued' RETURNING " JOB_COLS,
+			KC_DB_PARAMS(KC_DB_TEXT(c->worker), KC_DB_TEXT(now)), &rows, err) < 0)
+		return -1;
+	kc_db_rows_parse_json(rows, job_json_cols);
+	json_decref(c->job);
+	c->job = json_incref(json_array_get(rows, 0));
+	return 0;
+}
+
+int kc_db_job_claim_next(struct kc_db *db, const char *worker, json_t **ret, struct kc_error *err)
+{
+	struct claim c = {.worker = worker};
+
+	if (kc_db_tx(db, claim_next_tx, &c, err) < 0) {
+		json_decref(c.job);
+		return -1;
+	}
+	*ret = c.job;
+	return 0;
+}
+
+/* Runs a state change that must touch exactly one job. */
+static int change_job(struct kc_db *db, const char *id, const char *what, const char *sql,
+		      const struct kc_db_param *params, size_t n, struct kc_error *err)
+{
+	int64_t changes = 0;
+	_cleanup_json_ json_t *job = NULL;
+
+	if (kc_db_exec(db, sql, params, n, &changes, err) < 0)
+		return -1;
+	if (changes > 0)
+		return 0;
+	if (kc_db_job_get(db, id, &job, err) < 0)
+		return -1;
+	return kc_error_set(err, KC_ERR_CONFLICT, "job \"%s\" is %s: cannot %s", id,
+			    json_string_value(json_object_get(job, "state")), what);
+}
+
+int kc_db_job_claim(struct kc_db *db, const char *id, const char *worker, struct kc_error *err)
+{
+	char now[21];
+
+	kc_db_now(now);
+	return change_job(db, id, "claim it",
+			  "UPDATE jobs SET state = 'running', worker = $2, updated_at = $3 "
+			  "WHERE id = $1 AND state = 'queued'",
+			  KC_DB_PARAMS(KC_DB_TEXT(id), KC_DB_TEXT(worker), KC_DB_TEXT(now)), err);
+}
+
+int kc_db_job_progress(struct kc_db *db, const char *id, int progress, struct kc_error *err)
+{
+	char now[21];
+
+	if (progress < 0 || progress > 100)
+		return kc_error_set(err, KC_ERR_INVALID, "progress must be 0..100");
+	kc_db_now(now);
+	return change_job(db, id, "record progress",
+			  "UPDATE jobs SET progress = $2, updated_at = $3 "
+			  "WHERE id = $1 AND state = 'running'",
+			  KC_DB_PARAMS(KC_DB_TEXT(id), KC_DB_INT(progress), KC_DB_TEXT(now)), err);
+}
+
+int kc_db_job_finish(struct kc_db *db, const char *id, bool succeeded, const json_t *result,
+		     const json_t *error, struct kc_error *err)
+{
+	char now[21];
+
+	kc_db_now(now);
+	return change_job(db, id, "finish it",
+			  "UPDATE jobs SET state = $2, progress = CASE WHEN $2 = 'succeeded' "
+			  "THEN 100 ELSE progress END, result = $3, error = $4, updated_at = $5 "
+			  "WHERE id = $1 AND state = 'running'",
+			  KC_DB_PARAMS(KC_DB_TEXT(id),
+				       KC_DB_TEXT(succeeded ? "succeeded" : "failed"),
+				       KC_DB_JSON(result), KC_DB_JSON(error), KC_DB_TEXT(now)),
+			  err);
+}
+
+int kc_db_job_requeue_worker(struct kc_db *db, const char *worker, int64_t *ret_count,
+			     struct kc_error *err)
+{
+	char now[21];
+
+	kc_db_now(now);
+	return kc_db_exec(db,
+			  "UPDATE jobs SET state = 'queued', worker = NULL, updated_at = $2 "
+			  "WHERE worker = $1 AND state = 'running'",
+			  KC_DB_PARAMS(KC_DB_TEXT(worker), KC_DB_TEXT(now)), ret_count, err);
+}

@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * db_schema.c - the versioned migrations, one list for both backends.
+ *
+ * Entry i brings the schema from version i to i + 1.  Append only; never
+ * edit a released entry.  Each entry has its SQLite text and, where the
+ * dialects differ, its PostgreSQL text; the differences are only these:
+ *   - auto-increment ids: INTEGER PRIMARY KEY AUTOINCREMENT / BIGSERIAL
+ *     (only for append-only logs; ids we hand out are our own UUIDs);
+ *   - JSON columns are TEXT; SQLite checks them with json_valid(), which
+ *     PostgreSQL lacks (our code writes them with json_dumps anyway).
+ * An entry may also have a C step, run in the same transaction after its
+ * SQL, for data the SQL cannot compute portably.
+ */
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "json_util.h"
+#include "db.h"
+
+/* clang-format off */
+#define SQ_AUTO_ID "INTEGER PRIMARY KEY AUTOINCREMENT"
+#define PG_AUTO_ID "BIGSERIAL PRIMARY KEY"
+#define SQ_JSON(col) " CHECK (" col " IS NULL OR json_valid(" col "))"
+#define PG_JSON(col) ""
+
+/* Version 1: the first schema (hosts, vms, tokens). */
+#define V1(AUTO_ID, JSON) \
+	"CREATE TABLE hosts (" \
+	"  name TEXT PRIMARY KEY NOT NULL," \
+	"  uuid TEXT," \
+	"  facts TEXT" JSON("facts") "," \
+	"  accel TEXT," \
+	"  accel_reason TEXT," \
+	"  check_result TEXT" JSON("check_result") "," \
+	"  checked_at TEXT," \
+	"  updated_at TEXT NOT NULL" \
+	");" \
+	"CREATE TABLE vms (" \
+	"  name TEXT PRIMARY KEY NOT NULL," \
+	"  uuid TEXT," \
+	"  host TEXT NOT NULL REFERENCES hosts(name) ON UPDATE CASCADE," \
+	"  state TEXT NOT NULL," \
+	"  request TEXT NOT NULL" JSON("request") "," \
+	"  created_at TEXT NOT NULL," \
+	"  updated_at TEXT NOT NULL" \
+	");" \
+	"CREATE TABLE tokens (" \
+	"  id " AUTO_ID "," \
+	"  name TEXT NOT NULL," \
+	"  hash TEXT NOT NULL UNIQUE," \
+	"  created_at TEXT NOT NULL" \
+	");"
+
+/* Version 3: issue 3 - users, roles, quotas, audit, jobs, inventory. */
+#define V3(AUTO_ID, JSON) \
+	"CREATE TABLE users (" \
+	"  id TEXT PRIMARY KEY NOT NULL," \
+	"  name TEXT NOT NULL UNIQUE," \
+	"  role TEXT NOT NULL CHECK (role IN ('admin', 'user'))," \
+	"  password_hash TEXT," \
+	"  max_vms BIGINT," \
+	"  max_vcpus BIGINT," \
+	"  max_memory_mib BIGINT," \
+	"  max_disk_gib BIGINT," \
+	"  created_at TEXT NOT NULL," \
+	"  updated_at TEXT NOT NULL" \
+	");" \
+	"ALTER TABLE tokens ADD COLUMN user_id TEXT REFERENCES users(id) ON DELETE CASCADE;" \
+	"ALTER TABLE tokens ADD COLUMN expires_at TEXT;" \
+	"ALTER TABLE tokens ADD COLUMN last_used_at TEXT;" \
+	"CREATE INDEX tokens_user ON tokens(user_id);" \
+	"CREATE TABLE zones (" \
+	"  name TEXT PRIMARY KEY NOT NULL," \
+	"  created_at TEXT NOT NULL" \
+	");" \
+	"CREATE TABLE clusters (" \
+	"  name TEXT PRIMARY KEY NOT NULL," \
+	"  zone TEXT NOT NULL REFERENCES zones(name) ON UPDATE CASCADE," \
+	"  cpu_model TEXT," \
+	"  cpu_signature TEXT" JSON("cpu_signature") "," \
+	"  created_at TEXT NOT NULL" \
+	");" \
+	"ALTER TABLE hosts ADD COLUMN zone TEXT REFERENCES zones(name) ON UPDATE CASCADE;" \
+	"ALTER TABLE hosts ADD COLUMN cluster TEXT REFERENCES clusters(name) ON UPDATE CASCADE;" \
+	"ALTER TABLE hosts ADD COLUMN state TEXT NOT NULL DEFAULT 'Up' CHECK (state IN " \
+	"  ('Pending', 'Up', 'Disconnected', 'Down', 'Maintenance'));" \
+	"ALTER TABLE hosts ADD COLUMN cert_serial TEXT;" \
+	"ALTER TABLE hosts ADD COLUMN last_seen_at TEXT;" \
+	"CREATE UNIQUE INDEX hosts_cert_serial ON hosts(cert_serial);" \
+	"CREATE TABLE join_tokens (" \
+	"  hash TEXT PRIMARY KEY NOT NULL," \
+	"  host TEXT NOT NULL REFERENCES hosts(name) ON UPDATE CASCADE ON DELETE CASCADE," \
+	"  created_at TEXT NOT NULL," \
+	"  expires_at TEXT NOT NULL," \
+	"  used_at TEXT" \
+	");" \
+	"CREATE TABLE revoked_certs (" \
+	"  serial TEXT PRIMARY KEY NOT NULL," \
+	"  host TEXT," \
+	"  revoked_at TEXT NOT NULL" \
+	");" \
+	"ALTER TABLE vms ADD COLUMN owner TEXT REFERENCES users(name) ON UPDATE CASCADE;" \
+	"ALTER TABLE vms ADD COLUMN vcpus BIGINT NOT NULL DEFAULT 0;" \
+	"ALTER TABLE vms ADD COLUMN memory_mib BIGINT NOT NULL DEFAULT 0;" \
+	"ALTER TABLE vms ADD COLUMN disk_gib BIGINT NOT NULL DEFAULT 0;" \
+	"CREATE INDEX vms_owner ON vms(owner);" \
+	"CREATE TABLE audit_log (" \
+	"  id " AUTO_ID "," \
+	"  at TEXT NOT NULL," \
+	"  \"user\" TEXT NOT NULL," \
+	"  action TEXT NOT NULL," \
+	"  target TEXT," \
+	"  result TEXT NOT NULL CHECK (result IN ('ok', 'error'))," \
+	"  detail TEXT" JSON("detail") \
+	");" \
+	"CREATE INDEX audit_log_user ON audit_log(\"user\", id);" \
+	"CREATE INDEX audit_log_at ON audit_log(at);" \
+	"CREATE TABLE jobs (" \
+	"  id TEXT PRIMARY KEY NOT NULL," \
+	"  kind TEXT NOT NULL," \
+	"  state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN " \
+	"    ('queued', 'running', 'succeeded', 'failed'))," \
+	"  progress INTEGER NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 100)," \
+	"  target TEXT," \
+	"  request TEXT" JSON("request") "," \
+	"  result TEXT" JSON("result") "," \
+	"  error TEXT" JSON("error") "," \
+	"  owner TEXT NOT NULL REFERENCES users(name) ON UPDATE CASCADE ON DELETE CASCADE," \
+	"  idempotency_key TEXT," \
+	"  worker TEXT," \
+	"  created_at TEXT NOT NULL," \
+	"  updated_at TEXT NOT NULL" \
+	");" \
+	"CREATE UNIQUE INDEX jobs_idempotency ON jobs(owner, idempotency_key);" \
+	"CREATE INDEX jobs_state ON jobs(state, created_at);"
+/* clang-format on */
+
+/* Version 3's data: the built-in admin user owns what exists already. */
+static int v3_data(struct kc_db *tx, struct kc_error *err)
+{
+	_cleanup_json_ json_t *rows = NULL;
+	char id[37], now[21];
+	size_t i;
+	json_t *row;
+
+	kc_db_uuid(id);
+	kc_db_now(now);
+	if (kc_db_exec(tx,
+		       "INSERT INTO users (id, name, role, created_at, updated_at) "
+		       "VALUES ($1, $2, 'admin', $3, $3)",
+		       KC_DB_PARAMS(KC_DB_TEXT(id), KC_DB_TEXT(KC_DB_ADMIN_USER), KC_DB_TEXT(now)),
+		       NULL, err) < 0 ||
+	    kc_db_exec(tx, "UPDATE tokens SET user_id = $1 WHERE user_id IS NULL",
+		       KC_DB_PARAMS(KC_DB_TEXT(id)), NULL, err) < 0 ||
+	    kc_db_exec(tx, "UPDATE vms SET owner = $1 WHERE owner IS NULL",
+		       KC_DB_PARAMS(KC_DB_TEXT(KC_DB_ADMIN_USER)), NULL, err) < 0)
+		return -1;
+	/* Quotas count sizes; older rows only have them in the request. */
+	if (kc_db_query(tx, "SELECT name, request FROM vms", NULL, 0, &rows, err) < 0)
+		return -1;
+	kc_db_rows_parse_json(rows, (const char *const[]){"request", NULL});
+	json_array_foreach(rows, i, row)
+	{
+		int64_t vcpus, mem, disk;
+		kc_db_vm_sizes(json_object_get(row, "request"), &vcpus, &mem, &disk);
+		if (kc_db_exec(tx,
+			       "UPDATE vms SET vcpus = $2, memory_mib = $3, disk_gib = $4 "
+			       "WHERE name = $1",
+			       KC_DB_PARAMS(
+				       KC_DB_TEXT(json_string_value(json_object_get(row, "name"))),
+				       KC_DB_INT(vcpus), KC_DB_INT(mem), KC_DB_INT(disk)),
+			       NULL, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static const struct migration {
+	const char *sqlite;
+	const char *pg; /* NULL: the same text */
+	int (*data)(struct kc_db *tx, struct kc_error *err);
+} migrations[] = {
+	{V1(SQ_AUTO_ID, SQ_JSON), V1(PG_AUTO_ID, PG_JSON), NULL},
+	/* 2: list a host's VMs without a scan */
+	{"CREATE INDEX vms_host ON vms(host);", NULL, NULL},
+	{V3(SQ_AUTO_ID, SQ_JSON), V3(PG_AUTO_ID, PG_JSON), v3_data},
+};
+
+int kc_db_latest_version(void)
+{
+	return (int)KC_ARRAY_SIZE(migrations);
+}
+
+/* Reads the version; a database without the table is version 0. */
+static int read_version(struct kc_db *db, int *ret, struct kc_error *err)
+{
+	int64_t v = 0;
+
+	if (kc_db_query_int(db, "SELECT version FROM schema_version", NULL, 0, &v, err) < 0)
+		return -1;
+	*ret = (int)v;
+	return 0;
+}
+
+int kc_db_schema_version(struct kc_db *db, int *ret, struct kc_error *err)
+{
+	return read_version(db, ret, err);
+}
+
+struct step {
+	int target;
+	bool done;
+};
+
+/* One step, in an exclusive transaction: whoever waited for the lock
+ * reads the version the previous holder left and skips what it did. */
+static int migrate_step(struct kc_db *tx, void *opaque, struct kc_error *err)
+{
+	struct step *s = opaque;
+	int version = 0;
+
+	if (kc_db_exec(tx, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+		       NULL, 0, NULL, err) < 0 ||
+	    read_version(tx, &version, err) < 0)
+		return -1;
+	if (version > kc_db_latest_version())
+		return kc_error_set(err, KC_ERR_INTERNAL,
+				    "database schema version %d is newer than this kvmcloud-server "
+				    "knows (%d); refusing to touch it",
+				    version, kc_db_latest_version());
+	if (version >= s->target) {
+		s->done = true;
+		return 0;
+	}
+	const struct migration *m = &migrations[version];
+	const char *sql = tx->ops->dialect == KC_DB_POSTGRESQL && m->pg ? m->pg : m->sqlite;
+	struct kc_error e = {0};
+	if (kc_db_exec(tx, sql, NULL, 0, NULL, &e) < 0 || (m->data && m->data(tx, &e) < 0) ||
+	    kc_db_exec(tx,
+		       version == 0 ? "INSERT INTO schema_version (version) VALUES ($1)"
+				    : "UPDATE schema_version SET version = $1",
+		       KC_DB_PARAMS(KC_DB_INT(version + 1)), NULL, &e) < 0) {
+		if (e.code == KC_ERR_UNAVAILABLE) {
+			*err = e; /* retried by kc_db_tx */
+			return -1;
+		}
+		return kc_error_set(err, KC_ERR_INTERNAL, "migration to version %d failed: %s",
+				    version + 1, e.message);
+	}
+	return 0;
+}
+
+int kc_db_migrate(struct kc_db *db, int target, struct kc_error *err)
+{
+	struct step s = {.target = target < 0 ? kc_db_latest_version() : target};
+
+	/* UUIDs and retry pauses come from libsodium; every open passes here. */
+	if (sodium_init() < 0)
+		return kc_error_set(err, KC_ERR_INTERNAL, "libsodium failed to initialise");
+
+	if (s.target > kc_db_latest_version())
+		return kc_error_set(err, KC_ERR_INTERNAL, "no schema version %d", s.target);
+	/* One transaction per version: a failed step leaves the previous
+	 * version intact rather than half a schema. */
+	while (!s.done)
+		if (kc_db_tx_flags(db, KC_DB_TX_EXCLUSIVE, migrate_step, &s, err) < 0)
+			return -1;
+	return 0;
+}

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* hostlink.c - the embedded agent as a hostlink, and picking the link of a host. */
+#include "hostlink.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "agentlink.h"
+#include "cleanup.h"
+#include "dispatch.h"
+#include "json_util.h"
+#include "server.h"
+
+#define CREATE_TIMEOUT_S  300
+#define DEFAULT_TIMEOUT_S 60
+/* Room above a shutdown's own wait for the agent to force it off. */
+#define SHUTDOWN_SLACK_S 60
+
+struct local_link {
+	struct kc_hostlink base;
+	struct kc_agent *agent;
+};
+
+static int local_call(struct kc_hostlink *link, const char *op, const json_t *args,
+		      json_t **ret_result, struct kc_error *err)
+{
+	struct local_link *l = (struct local_link *)link;
+	_cleanup_json_ json_t *empty = json_object();
+
+	return kc_agent_dispatch(l->agent, op, args ? args : empty, ret_result, err);
+}
+
+static void local_release(struct kc_hostlink *link)
+{
+	free(link);
+}
+
+static const struct kc_hostlink_ops local_ops = {
+	.call = local_call,
+	.release = local_release,
+};
+
+bool kc_host_is_local(const struct kc_server *srv, const char *host)
+{
+	return srv->agent && srv->host_name && host && strcmp(host, srv->host_name) == 0;
+}
+
+bool kc_host_reachable(struct kc_server *srv, const char *host)
+{
+	if (!host)
+		return false;
+	if (kc_host_is_local(srv, host))
+		return true;
+	return srv->alink && kc_agentlink_connected(srv->alink, host);
+}
+
+int kc_hostlink_get(struct kc_server *srv, const char *host, struct kc_hostlink **ret,
+		    struct kc_error *err)
+{
+	if (!host)
+		return kc_error_set(err, KC_ERR_INTERNAL, "no host given");
+	if (kc_host_is_local(srv, host)) {
+		struct local_link *l = calloc(1, sizeof(*l));
+		if (!l)
+			return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+		l->base.ops = &local_ops;
+		l->agent = srv->agent;
+		*ret = &l->base;
+		return 0;
+	}
+	if (!srv->alink)
+		return kc_error_set(err, KC_ERR_UNAVAILABLE,
+				    "host \"%s\" is not connected (the agent listener is off)",
+				    host);
+	return kc_agentlink_get(srv->alink, host, ret, err);
+}
+
+void kc_hostlink_release(struct kc_hostlink *link)
+{
+	if (link)
+		link->ops->release(link);
+}
+
+int kc_host_call(struct kc_server *srv, const char *host, const char *op, const json_t *args,
+		 json_t **ret_result, struct kc_error *err)
+{
+	struct kc_hostlink *link = NULL;
+
+	if (kc_hostlink_get(srv, host, &link, err) < 0)
+		return -1;
+	int rc = link->ops->call(link, op, args, ret_result, err);
+	kc_hostlink_release(link);
+	return rc;
+}
+
+unsigned kc_hostlink_timeout_s(const char *op, const json_t *args)
+{
+	if (strcmp(op, "vm.create") == 0)
+		return CREATE_TIMEOUT_S;
+	if (strcmp(op, "vm.shutdown") == 0) {
+		json_t *t = json_object_get(args, "timeout_s");
+		json_int_t s = json_is_integer(t) ? json_integer_value(t) : 0;
+		if (s < 0 || s > 24 * 3600)
+			s = 0;
+		return (unsigned)s + SHUTDOWN_SLACK_S;
+	}
+	return DEFAULT_TIMEOUT_S;
+}

@@ -1,0 +1,497 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test_link - the agent's connection loop (src/agent/link.c) against an
+ * in-process fake server made of src/core/tlslink.h and pki.h: a fresh CA,
+ * server and agent certificates in a temporary folder, a listener on
+ * 127.0.0.1 at a random port.  The agent is real (private pool, the real
+ * libvirtd), so hello, requests and events are too.  Checks: hello's
+ * contents, requests answered with their ids (also several at once), bad
+ * requests answered as errors, a bad message closing the link, heartbeats,
+ * libvirt events, reconnecting after the server closes or goes silent,
+ * refusal by revocation and retrying, and a prompt stop.
+ */
+#include <arpa/inet.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "json_util.h"
+#include "kc-config.h"
+#include "link.h"
+#include "lnk_fixture.h"
+#include "pki.h"
+#include "tap.h"
+#include "tlslink.h"
+
+#define WAIT_MS 15000
+
+static struct lnk_fixture fx;
+static char pki[256];
+static struct kc_tls_creds *server_creds;
+static int listen_fd = -1;
+static char vm[128];
+
+/* What the agent logged. */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char log_lines[512][256];
+static size_t n_log;
+
+/* What the fake server saw besides the messages a step waited for. */
+static int heartbeats, bad_heartbeats;
+static json_t *events;
+
+static void on_log(const char *line, void *opaque)
+{
+	pthread_mutex_lock(&log_lock);
+	if (n_log < KC_ARRAY_SIZE(log_lines))
+		snprintf(log_lines[n_log++], sizeof(log_lines[0]), "%s", line);
+	pthread_mutex_unlock(&log_lock);
+	printf("# agent: %s\n", line);
+	fflush(stdout);
+}
+
+static size_t log_count(const char *needle)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&log_lock);
+	for (size_t i = 0; i < n_log; i++)
+		n += strstr(log_lines[i], needle) != NULL;
+	pthread_mutex_unlock(&log_lock);
+	return n;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static char *path(const char *name)
+{
+	static char bufs[8][400];
+	static int i;
+	char *b = bufs[i++ % 8];
+	snprintf(b, sizeof(bufs[0]), "%s/%s", pki, name);
+	return b;
+}
+
+static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(p);
+}
+
+static bool make_pki(struct kc_error *err)
+{
+	snprintf(pki, sizeof(pki), "/tmp/%s-pki-XXXXXX", fx.prefix);
+	if (!mkdtemp(pki))
+		return false;
+	const char *dns[] = {"localhost", NULL};
+	const char *ips[] = {"127.0.0.1", NULL};
+	_cleanup_free_ char *csr = NULL, *pem = NULL, *serial = NULL;
+	if (kc_pki_ca_create(pki, "kclnk CA", err) < 0 ||
+	    kc_pki_server_cert_create(pki, "kclnk-server", dns, ips, err) < 0 ||
+	    kc_pki_key_and_csr(path("agent.key"), "ignored", &csr, err) < 0 ||
+	    kc_pki_sign_csr(pki, csr, fx.prefix, 30, &pem, &serial, err) < 0)
+		return false;
+	FILE *f = fopen(path("agent.crt"), "we");
+	if (!f)
+		return false;
+	fputs(pem, f);
+	fclose(f);
+	return kc_tls_creds_load(path("ca.crt"), path("server.crt"), path("server.key"),
+				 &server_creds, err) == 0;
+}
+
+static int make_listener(void)
+{
+	listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	if (listen_fd < 0 || bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(listen_fd, 8) < 0 || getsockname(listen_fd, (struct sockaddr *)&sa, &len) < 0)
+		return -1;
+	return ntohs(sa.sin_port);
+}
+
+static bool revoke_all(const char *serial, void *opaque)
+{
+	return true;
+}
+
+/* Accepts the agent's next connection; NULL on timeout or refusal (err
+ * says which). */
+static struct kc_tls_link *accept_agent(kc_tls_revoked_fn revoked, struct kc_error *err)
+{
+	struct pollfd pfd = {.fd = listen_fd, .events = POLLIN};
+	if (poll(&pfd, 1, WAIT_MS) != 1) {
+		kc_error_set(err, KC_ERR_TIMEOUT, "the agent did not connect");
+		return NULL;
+	}
+	int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0) {
+		kc_error_set(err, KC_ERR_INTERNAL, "accept failed");
+		return NULL;
+	}
+	struct kc_tls_link *l = NULL;
+	if (kc_tls_accept(server_creds, fd, 5000, revoked, NULL, &l, err) < 0) {
+		close(fd);
+		return NULL;
+	}
+	return l;
+}
+
+static int send_msg(struct kc_tls_link *l, const char *fmt, ...)
+{
+	char buf[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	_cleanup_json_ json_t *m = json_loads(buf, 0, NULL);
+	struct kc_error err = {0};
+	if (!m) {
+		printf("# bad test message %s\n", buf);
+		return -1;
+	}
+	return kc_tls_send_json(l, m, &err);
+}
+
+/* Receives until a message of `type` (and `id`, if >= 0) arrives,
+ * counting heartbeats and keeping events on the way and sending our own
+ * heartbeat each second.  NULL on timeout or a broken link (err). */
+static json_t *wait_for(struct kc_tls_link *l, const char *type, json_int_t id, int timeout_ms,
+			struct kc_error *err)
+{
+	double end = now_s() + timeout_ms / 1000.0;
+	while (now_s() < end) {
+		json_t *m = NULL;
+		struct kc_error e = {0};
+		if (kc_tls_recv_json(l, 1000, &m, &e) < 0) {
+			if (e.code != KC_ERR_TIMEOUT) {
+				*err = e;
+				return NULL;
+			}
+			send_msg(l, "{\"v\":1,\"type\":\"heartbeat\",\"time\":%lld}",
+				 (long long)time(NULL));
+			continue;
+		}
+		const char *t = json_string_value(json_object_get(m, "type"));
+		if (t && strcmp(t, "heartbeat") == 0) {
+			if (json_integer_value(json_object_get(m, "v")) == 1 &&
+			    json_is_integer(json_object_get(m, "time")) && json_object_size(m) == 3)
+				heartbeats++;
+			else
+				bad_heartbeats++;
+		} else if (t && strcmp(t, "event") == 0) {
+			json_array_append(events, m);
+		}
+		if (t && strcmp(t, type) == 0 &&
+		    (id < 0 || json_integer_value(json_object_get(m, "id")) == id))
+			return m;
+		json_decref(m);
+	}
+	kc_error_set(err, KC_ERR_TIMEOUT, "no %s within %d ms", type, timeout_ms);
+	return NULL;
+}
+
+static bool has_event(const char *event, const char *vm_name, const char *state)
+{
+	size_t i;
+	json_t *e;
+	json_array_foreach(events, i, e)
+	{
+		const char *ev = json_string_value(json_object_get(e, "event"));
+		const char *v = json_string_value(json_object_get(e, "vm"));
+		const char *s = json_string_value(json_object_get(e, "state"));
+		if (ev && strcmp(ev, event) == 0 && (!vm_name || (v && strcmp(v, vm_name) == 0)) &&
+		    (!state || (s && strcmp(s, state) == 0)))
+			return true;
+	}
+	return false;
+}
+
+/* Waits for an event, keeping the link alive meanwhile. */
+static bool wait_event(struct kc_tls_link *l, const char *event, const char *vm_name,
+		       const char *state)
+{
+	struct kc_error err = {0};
+	for (int i = 0; i < 20 && !has_event(event, vm_name, state); i++)
+		json_decref(wait_for(l, "nothing", -1, 500, &err));
+	return has_event(event, vm_name, state);
+}
+
+static const char *error_code(const json_t *resp)
+{
+	return json_string_value(json_object_get(json_object_get(resp, "error"), "code"));
+}
+
+/* Accepts, checks the hello, sends the welcome. */
+static struct kc_tls_link *session(const char *what, bool check_hello)
+{
+	struct kc_error err = {0};
+	struct kc_tls_link *l = accept_agent(NULL, &err);
+	_cleanup_json_ json_t *hello = l ? wait_for(l, "hello", -1, WAIT_MS, &err) : NULL;
+	ok(hello != NULL, "%s: the agent connects and says hello %s", what, err.message);
+	if (!hello) {
+		kc_tls_close(l);
+		return NULL;
+	}
+	if (check_hello) {
+		static const char *const keys[] = {"v",	    "type",    "agent_version",
+						   "facts", "domains", NULL};
+		json_t *facts = json_object_get(hello, "facts");
+		const char *name = json_string_value(json_object_get(facts, "name"));
+		ok(json_integer_value(json_object_get(hello, "v")) == 1 &&
+			   kc_json_check_keys(hello, keys, "hello", &err) == 0 &&
+			   strcmp(json_string_value(json_object_get(hello, "agent_version")),
+				  KC_VERSION) == 0,
+		   "hello: v 1, agent_version %s, no other keys %s", KC_VERSION, err.message);
+		ok(json_is_object(facts) && name && strcmp(name, fx.prefix) == 0 &&
+			   json_integer_value(json_object_get(facts, "cpus")) > 0,
+		   "hello: host facts (name %s)", name);
+		ok(json_is_array(json_object_get(hello, "domains")), "hello: domains array (%zu)",
+		   json_array_size(json_object_get(hello, "domains")));
+		const char *cn = NULL;
+		kc_tls_peer(l, &cn, NULL);
+		ok(cn && strcmp(cn, fx.prefix) == 0, "the server sees the certificate's CN %s", cn);
+	}
+	send_msg(l, "{\"v\":1,\"type\":\"welcome\",\"host\":\"%s\",\"heartbeat_s\":1}", fx.prefix);
+	return l;
+}
+
+static void test_requests(struct kc_tls_link *l)
+{
+	struct kc_error err = {0};
+	send_msg(l, "{\"v\":1,\"type\":\"request\",\"id\":7,\"op\":\"vm.list\",\"args\":{}}");
+	json_t *r = wait_for(l, "response", 7, WAIT_MS, &err);
+	ok(r && json_is_array(json_object_get(r, "result")) && !json_object_get(r, "error") &&
+		   json_integer_value(json_object_get(r, "v")) == 1,
+	   "vm.list request 7 answered with id 7 and an array %s", err.message);
+	json_decref(r);
+
+	static const struct {
+		json_int_t id;
+		const char *msg;
+		const char *desc;
+	} bad[] = {
+		{8, "{\"v\":1,\"type\":\"request\",\"id\":8,\"op\":\"vm.nope\",\"args\":{}}",
+		 "unknown op"},
+		{9,
+		 "{\"v\":1,\"type\":\"request\",\"id\":9,\"op\":\"vm.show\",\"args\":{\"name\":5}}",
+		 "ill-typed arg"},
+		{10,
+		 "{\"v\":1,\"type\":\"request\",\"id\":10,\"op\":\"vm.list\",\"args\":{},\"x\":1}",
+		 "unknown key"},
+		{11, "{\"v\":2,\"type\":\"request\",\"id\":11,\"op\":\"vm.list\",\"args\":{}}",
+		 "version 2"},
+		{12, "{\"v\":1,\"type\":\"request\",\"id\":12,\"op\":7,\"args\":{}}",
+		 "op not a string"},
+		{13, "{\"v\":1,\"type\":\"request\",\"id\":13,\"op\":\"vm.list\",\"args\":[]}",
+		 "args not an object"},
+		{14, "{\"v\":1,\"type\":\"request\",\"id\":14,\"op\":\"vm.list\"}", "args missing"},
+		{15, "{\"v\":1,\"type\":\"request\",\"id\":15,\"op\":\"vm.show\",\"args\":{}}",
+		 "name missing"},
+	};
+	for (size_t i = 0; i < KC_ARRAY_SIZE(bad); i++) {
+		send_msg(l, "%s", bad[i].msg);
+		r = wait_for(l, "response", bad[i].id, WAIT_MS, &err);
+		const char *code = error_code(r);
+		ok(code && strcmp(code, "invalid_argument") == 0 &&
+			   json_is_string(
+				   json_object_get(json_object_get(r, "error"), "message")) &&
+			   !json_object_get(r, "result"),
+		   "bad request (%s) answered invalid_argument, link stays %s", bad[i].desc,
+		   err.message);
+		json_decref(r);
+	}
+
+	/* Several at once: four workers, answers in any order. */
+	for (int id = 100; id < 108; id++)
+		send_msg(l, "{\"v\":1,\"type\":\"request\",\"id\":%d,\"op\":\"%s\",\"args\":{}}",
+			 id, id % 2 ? "host.facts" : "vm.list");
+	int answered = 0;
+	for (int i = 0; i < 8; i++) {
+		r = wait_for(l, "response", -1, WAIT_MS, &err);
+		json_int_t id = json_integer_value(json_object_get(r, "id"));
+		answered += r && id >= 100 && id < 108 && json_object_get(r, "result");
+		json_decref(r);
+	}
+	ok(answered == 8, "8 requests at once: 8 answers (%d)", answered);
+}
+
+static void test_events(struct kc_tls_link *l)
+{
+	struct kc_error err = {0};
+	send_msg(l,
+		 "{\"v\":1,\"type\":\"request\",\"id\":20,\"op\":\"vm.create\",\"args\":"
+		 "{\"name\":\"%s\",\"memory_mib\":128,\"image\":\"kctest\",\"start\":false}}",
+		 vm);
+	json_t *r = wait_for(l, "response", 20, 120000, &err);
+	ok(r && json_is_object(json_object_get(r, "result")), "vm.create over the link %s %s",
+	   err.message, r && error_code(r) ? "error" : "");
+	json_decref(r);
+	ok(wait_event(l, "vm.state", vm, "defined"), "event vm.state %s defined", vm);
+	send_msg(l,
+		 "{\"v\":1,\"type\":\"request\",\"id\":21,\"op\":\"vm.delete\",\"args\":"
+		 "{\"name\":\"%s\",\"with_disks\":true}}",
+		 vm);
+	r = wait_for(l, "response", 21, WAIT_MS, &err);
+	ok(r && json_is_object(json_object_get(r, "result")), "vm.delete over the link %s",
+	   err.message);
+	json_decref(r);
+	ok(wait_event(l, "vm.state", vm, "undefined"), "event vm.state %s undefined", vm);
+	size_t i;
+	json_t *e;
+	bool shaped = true;
+	json_array_foreach(events, i, e) shaped &=
+		json_integer_value(json_object_get(e, "v")) == 1 && json_object_size(e) == 5;
+	ok(shaped, "events: {v, type, event, vm, state} only");
+}
+
+static void *run_main(void *arg)
+{
+	kc_link_run(arg);
+	return NULL;
+}
+
+static void test_link(struct kc_agent *a, int port)
+{
+	char endpoint[64];
+	snprintf(endpoint, sizeof(endpoint), "127.0.0.1:%d", port);
+	struct kc_link_config cfg = {
+		.ca_file = path("ca.crt"),
+		.cert_file = path("agent.crt"),
+		.key_file = path("agent.key"),
+		.endpoint = endpoint,
+		.server_name = "127.0.0.1",
+		.backoff_min_ms = 100,
+		.backoff_max_ms = 400,
+		.timeout_ms = 3000,
+		.log = on_log,
+	};
+	struct kc_error err = {0};
+	struct kc_link *link = NULL;
+	struct kc_link_config bad = cfg;
+	bad.endpoint = "127.0.0.1";
+	ok(kc_link_new(a, &bad, &link, &err) == -1 && err.code == KC_ERR_INVALID,
+	   "endpoint without a port refused: %s", err.message);
+	kc_error_clear(&err);
+	bad = cfg;
+	bad.cert_file = path("nonexistent.crt");
+	ok(kc_link_new(a, &bad, &link, &err) == -1, "missing certificate refused: %s", err.message);
+	kc_error_clear(&err);
+	if (kc_link_new(a, &cfg, &link, &err) < 0) {
+		ok(false, "link: %s", err.message);
+		return;
+	}
+	pthread_t t;
+	pthread_create(&t, NULL, run_main, link);
+
+	struct kc_tls_link *l = session("first", true);
+	if (l) {
+		test_requests(l);
+		test_events(l);
+		for (int i = 0; i < 10 && heartbeats < 2; i++)
+			json_decref(wait_for(l, "nothing", -1, 500, &err));
+		kc_error_clear(&err);
+		ok(heartbeats >= 2 && bad_heartbeats == 0,
+		   "heartbeats arrive, well formed (%d, %d bad)", heartbeats, bad_heartbeats);
+
+		/* No id: the agent closes the link. */
+		send_msg(l, "{\"v\":1,\"type\":\"bogus\"}");
+		json_t *r = wait_for(l, "response", -1, WAIT_MS, &err);
+		ok(!r && err.code != KC_ERR_TIMEOUT,
+		   "a message of unknown type closes the link (%s)", err.message);
+		json_decref(r);
+		kc_tls_close(l);
+	}
+	ok(log_count("protocol error") >= 1, "the agent logged the protocol error");
+
+	/* It comes back; then the server closes, and it comes back again. */
+	l = session("after the protocol error", false);
+	kc_tls_close(l);
+	double t0 = now_s();
+	l = session("after the server closed", false);
+	ok(l && now_s() - t0 < 3, "reconnected within %.1f s", now_s() - t0);
+
+	/* Silence: nothing from the server for 3 intervals + 5 s. */
+	if (l) {
+		t0 = now_s();
+		struct kc_error e = {0};
+		json_t *m = NULL;
+		int rc = 0;
+		while (now_s() - t0 < 20 && (rc = kc_tls_recv_json(l, 20000, &m, &e)) == 0) {
+			json_decref(m);
+			m = NULL;
+		}
+		double gap = now_s() - t0;
+		ok(rc < 0 && gap > 7 && gap < 12, "a silent server is left after %.1f s (%s)", gap,
+		   e.message);
+		for (int i = 0; i < 20 && !log_count("nothing from the server"); i++)
+			usleep(100 * 1000);
+		ok(log_count("nothing from the server") >= 1, "and that is logged");
+		kc_tls_close(l);
+	}
+
+	/* Revoked: refused twice, retried each time. */
+	for (int i = 0; i < 2; i++) {
+		kc_error_clear(&err);
+		struct kc_tls_link *r = accept_agent(revoke_all, &err);
+		ok(!r && err.code == KC_ERR_FORBIDDEN, "revoked certificate refused (%s)",
+		   err.message);
+		kc_tls_close(r);
+	}
+	l = session("once no longer revoked", false);
+	ok(log_count("server refused our certificate (revoked?)") >= 2,
+	   "the agent logged \"server refused our certificate (revoked?)\" (%zu times)",
+	   log_count("server refused our certificate (revoked?)"));
+	ok(log_count("retrying in") >= 2 && log_count("reconnecting in") >= 3,
+	   "each failed attempt logged with its delay (%zu, %zu)", log_count("reconnecting in"),
+	   log_count("retrying in"));
+
+	t0 = now_s();
+	kc_link_stop(link);
+	pthread_join(t, NULL);
+	ok(now_s() - t0 < 3, "stop returns in %.2f s", now_s() - t0);
+	kc_tls_close(l);
+	t0 = now_s();
+	kc_agent_free(a);
+	printf("# kc_agent_free took %.2f s\n", now_s() - t0);
+	kc_link_free(link);
+}
+
+int main(void)
+{
+	const char *skip = lnk_fixture_init(&fx, "l");
+	if (skip) {
+		printf("1..0 # SKIP %s\n", skip);
+		lnk_fixture_cleanup(&fx);
+		return 0;
+	}
+	snprintf(vm, sizeof(vm), "%s-vm1", fx.prefix);
+	events = json_array();
+	struct kc_error err = {0};
+	bool pki_ok = make_pki(&err);
+	ok(pki_ok, "CA, server and agent certificates %s", err.message);
+	int port = make_listener();
+	ok(port > 0, "fake server listens on 127.0.0.1:%d", port);
+	struct kc_agent *a = pki_ok && port > 0 ? lnk_agent(&fx, &err) : NULL;
+	ok(a != NULL, "agent starts %s", err.message);
+	if (a)
+		test_link(a, port);
+	kc_tls_creds_free(server_creds);
+	if (listen_fd >= 0)
+		close(listen_fd);
+	if (pki[0])
+		nftw(pki, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	json_decref(events);
+	lnk_fixture_cleanup(&fx);
+	return tap_done();
+}
