@@ -17,7 +17,7 @@ PACKAGES="build-essential meson ninja-build pkg-config
   libcurl4-gnutls-dev libsodium-dev libgnutls28-dev
   linux-image-cloud-amd64 busybox-static extlinux syslinux-common
   fdisk e2fsprogs xorriso dnsmasq-base iproute2 procps curl ca-certificates
-  python3 time gnutls-bin openssl"
+  python3 time gnutls-bin openssl wrk"
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 

@@ -59,8 +59,23 @@ static int caps_parse(virConnectPtr conn, json_t *o, struct kc_error *err)
 	long sockets = kc_xpath_long(ctx, "string(/capabilities/host/cpu/topology/@sockets)", -1);
 	long cores = kc_xpath_long(ctx, "string(/capabilities/host/cpu/topology/@cores)", -1);
 	long threads = kc_xpath_long(ctx, "string(/capabilities/host/cpu/topology/@threads)", -1);
+	_cleanup_free_ char *vendor = kc_xpath_string(ctx, "string(/capabilities/host/cpu/vendor)");
+	/* The features the cluster CPU rule compares (server's cpucheck.c). */
+	json_t *features = json_array();
+	xmlXPathObjectPtr fo = xmlXPathEvalExpression(
+		(const xmlChar *)"/capabilities/host/cpu/feature/@name", ctx);
+	for (int i = 0; fo && fo->nodesetval && i < fo->nodesetval->nodeNr; i++) {
+		xmlChar *v = xmlNodeGetContent(fo->nodesetval->nodeTab[i]);
+		if (v)
+			json_array_append_new(features, json_string((const char *)v));
+		xmlFree(v);
+	}
+	xmlXPathFreeObject(fo);
 	xmlXPathFreeContext(ctx);
 	xmlFreeDoc(doc);
+	if (vendor)
+		json_object_set_new(o, "cpu_vendor", json_string(vendor));
+	json_object_set_new(o, "cpu_features", features);
 	json_object_set_new(o, "uuid", uuid ? json_string(uuid) : json_null());
 	if (arch)
 		json_object_set_new(o, "arch", json_string(arch));

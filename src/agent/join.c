@@ -254,6 +254,44 @@ static int endpoint_host(const char *ep, char *ret_host, size_t size, struct kc_
 	return 0;
 }
 
+/* The optional "agent_endpoints" of the join answer (every server of the
+ * cluster, docs/protocol.md) as "a,b,c" (malloc'd; NULL if absent or
+ * only `ep`).  Each is checked as agent_endpoint is. */
+static int endpoints_list(const json_t *answer, const char *ep, char **ret, struct kc_error *err)
+{
+	json_t *arr = json_object_get(answer, "agent_endpoints");
+	char host[ENDPOINT_MAX + 1];
+	size_t i, n = 0;
+	json_t *v;
+
+	*ret = NULL;
+	if (!arr)
+		return 0;
+	if (!json_is_array(arr) || json_array_size(arr) > 16)
+		return kc_error_set(err, KC_ERR_INVALID,
+				    "the server sent a bad agent_endpoints (at most 16 strings)");
+	_cleanup_free_ char *list = calloc(1, 17 * (ENDPOINT_MAX + 1));
+	if (!list)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	strcpy(list, ep);
+	json_array_foreach(arr, i, v)
+	{
+		const char *s = json_string_value(v);
+		if (!s || strlen(s) > ENDPOINT_MAX || strchr(s, ',') ||
+		    endpoint_host(s, host, sizeof(host), err) < 0)
+			return kc_error_set(err, KC_ERR_INVALID,
+					    "the server sent a bad agent_endpoints entry");
+		if (strcmp(s, ep) == 0)
+			continue;
+		strcat(list, ",");
+		strcat(list, s);
+		n++;
+	}
+	if (n > 0)
+		*ret = steal_ptr(&list);
+	return 0;
+}
+
 struct join_files {
 	char *key, *crt, *ca, *conf; /* temporary names, NULL once renamed */
 };
@@ -341,6 +379,7 @@ static int join(const struct kc_cli_opts *o, struct kc_error *err)
 	int rc = -1;
 	_cleanup_free_ char *csr = NULL, *req_body = NULL, *resp = NULL, *got_cn = NULL;
 	_cleanup_free_ char *crt_path = NULL, *ca_path = NULL, *conf_path = NULL, *conf = NULL;
+	_cleanup_free_ char *eps = NULL;
 	_cleanup_json_ json_t *req = NULL, *answer = NULL;
 	struct kc_tls_creds *creds = NULL;
 	char server_name[ENDPOINT_MAX + 1];
@@ -380,7 +419,8 @@ static int join(const struct kc_cli_opts *o, struct kc_error *err)
 	    kc_json_get_string(answer, "server_name", false, ENDPOINT_MAX, &sname, err) < 0 ||
 	    check_pin(ca2, pin, "the CA in the join answer", err) < 0 ||
 	    kc_pki_cert_info(cert, &got_cn, NULL, NULL, err) < 0 ||
-	    endpoint_host(ep, server_name, sizeof(server_name), err) < 0)
+	    endpoint_host(ep, server_name, sizeof(server_name), err) < 0 ||
+	    endpoints_list(answer, ep, &eps, err) < 0)
 		goto out;
 	/* The server says which name its certificate carries; without that,
 	 * the endpoint's host is the name. */
@@ -397,8 +437,9 @@ static int join(const struct kc_cli_opts *o, struct kc_error *err)
 		goto out;
 	if (asprintf(&conf,
 		     "# written by kvmcloud-agent join; read by kvmcloud-agent run\n"
-		     "endpoint=%s\nserver_name=%s\n",
-		     ep, server_name) < 0) {
+		     "endpoint=%s\nserver_name=%s\n%s%s%s",
+		     ep, server_name, eps ? "endpoints=" : "", eps ? eps : "",
+		     eps ? "\n" : "") < 0) {
 		kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 		goto out;
 	}

@@ -58,10 +58,17 @@ struct event {
 	char *name;
 };
 
+struct endpoint {
+	char *host, *port, *server_name;
+};
+
 struct kc_link {
 	struct kc_agent *agent;
 	struct kc_tls_creds *creds;
-	char *host, *port, *server_name;
+	/* The endpoint being tried: one of eps[], which owns the strings. */
+	const char *host, *port, *server_name;
+	struct endpoint eps[KC_LINK_ENDPOINTS_MAX];
+	size_t n_eps, cur_ep;
 	unsigned backoff_min_ms, backoff_max_ms, timeout_ms;
 	kc_link_log_fn log;
 	void *log_opaque;
@@ -730,12 +737,18 @@ void kc_link_run(struct kc_link *l)
 	unsigned attempt = 0;
 	while (!stopping(l)) {
 		struct kc_error err = {0};
+		l->host = l->eps[l->cur_ep].host;
+		l->port = l->eps[l->cur_ep].port;
+		l->server_name = l->eps[l->cur_ep].server_name;
 		bool welcomed = session_run(l, ++attempt, &err);
 		if (stopping(l))
 			break;
 		if (welcomed)
 			attempt = 1;
-		uint64_t delay = backoff_delay(l, attempt);
+		/* A lost or refused server: the next one, at once on the
+		 * first round; the delay grows once per round of them all. */
+		l->cur_ep = (l->cur_ep + 1) % l->n_eps;
+		uint64_t delay = backoff_delay(l, (unsigned)((attempt + l->n_eps - 1) / l->n_eps));
 		const char *why = kc_error_is_set(&err) ? err.message : "link closed";
 		if (welcomed)
 			link_log(l, "%s; reconnecting in %.1f s", why, (double)delay / 1000);
@@ -768,6 +781,39 @@ void kc_link_stop(struct kc_link *l)
 	pthread_mutex_unlock(&l->lock);
 }
 
+/* eps[0] is cfg->endpoint; appends each other entry of the comma list
+ * `list`, verified against its own host part (the servers of one cluster
+ * each carry the name they are dialled by). */
+static int add_endpoints(struct kc_link *l, const char *first, const char *list,
+			 struct kc_error *err)
+{
+	l->n_eps = 1;
+	if (!list)
+		return 0;
+	if (strlen(list) > (size_t)KC_LINK_ENDPOINTS_MAX * (ENDPOINT_MAX + 1))
+		return kc_error_set(err, KC_ERR_INVALID, "endpoints= is too long");
+	_cleanup_free_ char *copy = strdup(list);
+	if (!copy)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	char *save = NULL;
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		tok += strspn(tok, " \t");
+		tok[strcspn(tok, " \t")] = '\0';
+		if (!*tok || strcmp(tok, first) == 0)
+			continue;
+		if (l->n_eps == KC_LINK_ENDPOINTS_MAX)
+			return kc_error_set(err, KC_ERR_INVALID, "more than %d server endpoints",
+					    KC_LINK_ENDPOINTS_MAX);
+		struct endpoint *e = &l->eps[l->n_eps];
+		if (split_endpoint(tok, &e->host, &e->port, err) < 0)
+			return -1;
+		if (!(e->server_name = strdup(e->host)))
+			return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+		l->n_eps++;
+	}
+	return 0;
+}
+
 int kc_link_new(struct kc_agent *agent, const struct kc_link_config *cfg, struct kc_link **ret,
 		struct kc_error *err)
 {
@@ -795,8 +841,9 @@ int kc_link_new(struct kc_agent *agent, const struct kc_link_config *cfg, struct
 	if (getrandom(&l->rand_state, sizeof(l->rand_state), 0) != sizeof(l->rand_state))
 		l->rand_state = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
 	l->rand_state |= 1;
-	if (split_endpoint(cfg->endpoint, &l->host, &l->port, err) < 0 ||
-	    !(l->server_name = strdup(cfg->server_name)) ||
+	if (split_endpoint(cfg->endpoint, &l->eps[0].host, &l->eps[0].port, err) < 0 ||
+	    !(l->eps[0].server_name = strdup(cfg->server_name)) ||
+	    add_endpoints(l, cfg->endpoint, cfg->endpoints, err) < 0 ||
 	    kc_tls_creds_load(cfg->ca_file, cfg->cert_file, cfg->key_file, &l->creds, err) < 0) {
 		kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 		kc_link_free(l);
@@ -811,9 +858,11 @@ void kc_link_free(struct kc_link *l)
 	if (!l)
 		return;
 	kc_tls_creds_free(l->creds);
-	free(l->host);
-	free(l->port);
-	free(l->server_name);
+	for (size_t i = 0; i < KC_LINK_ENDPOINTS_MAX; i++) {
+		free(l->eps[i].host);
+		free(l->eps[i].port);
+		free(l->eps[i].server_name);
+	}
 	pthread_cond_destroy(&l->cond);
 	pthread_mutex_destroy(&l->lock);
 	free(l);

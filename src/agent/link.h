@@ -17,6 +17,9 @@
 #define KC_LINK_WORKERS 4
 /* Requests waiting beyond this are answered "unavailable" at once. */
 #define KC_LINK_QUEUE_MAX 64
+/* At most this many server endpoints (endpoint plus endpoints). */
+#define KC_LINK_ENDPOINTS_MAX 16
+
 /* Events waiting to be sent; an overflow restarts the link so that the
  * server reconciles from hello's domain list instead of missing events. */
 #define KC_LINK_EVENTS_MAX 256
@@ -29,6 +32,12 @@ struct kc_link_config {
 	const char *key_file;	 /* its key */
 	const char *endpoint;	 /* "host:port" or "[v6addr]:port" */
 	const char *server_name; /* a name the server's certificate carries */
+	/* More servers of the same cluster (docs/server.md "High
+	 * availability"): "host:port,host:port" (may be NULL; may repeat
+	 * endpoint).  Each is verified against its own host part.  The link
+	 * tries endpoint first, then the next after every failure or lost
+	 * session, in rotation; the backoff grows once per full round. */
+	const char *endpoints;
 	unsigned backoff_min_ms; /* first retry delay; 0 = 1000 */
 	unsigned backoff_max_ms; /* delay cap; 0 = 60000 */
 	unsigned timeout_ms;	 /* TCP connect, TLS handshake, welcome; 0 = 10000 */

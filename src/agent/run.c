@@ -74,6 +74,7 @@ static int run(const struct kc_cli_opts *o, struct kc_error *err)
 		.key_file = key,
 		.endpoint = kc_config_get(server, "endpoint", NULL),
 		.server_name = kc_config_get(server, "server_name", NULL),
+		.endpoints = kc_config_get(server, "endpoints", NULL),
 		.log = log_stderr,
 	};
 	if (!lc.endpoint || !lc.server_name)

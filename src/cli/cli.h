@@ -77,9 +77,31 @@ int kc_cmd_vm_console(struct kc_cli *cli, const struct kc_args *a);
 /* cmd_cluster.c */
 int kc_cmd_host_add(struct kc_cli *cli, const struct kc_args *a);
 int kc_cmd_host_remove(struct kc_cli *cli, const struct kc_args *a);
+/* cmd_sched.c */
+int kc_cmd_host_maintenance(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_vm_import(struct kc_cli *cli, const struct kc_args *a);
+/* Adds "zone", "cluster", "group" of vm create's options to `req`. */
+int kc_cli_placement_opts(const struct kc_args *a, json_t *req, struct kc_error *err);
 int kc_cmd_zone_create(struct kc_cli *cli, const struct kc_args *a);
 int kc_cmd_zone_list(struct kc_cli *cli, const struct kc_args *a);
 int kc_cmd_zone_delete(struct kc_cli *cli, const struct kc_args *a);
 int kc_cmd_cluster_create(struct kc_cli *cli, const struct kc_args *a);
 int kc_cmd_cluster_list(struct kc_cli *cli, const struct kc_args *a);
 int kc_cmd_cluster_delete(struct kc_cli *cli, const struct kc_args *a);
+/* cmd_job.c: sends a long operation as a job (Idempotency-Key, one retry
+ * on a dropped connection) and follows it with progress on stderr, or with
+ * --async prints its id.  Returns the exit status. */
+int kc_cli_job_request(struct kc_cli *cli, const struct kc_args *a, const char *method,
+		       const char *path, const json_t *body,
+		       void (*print)(FILE *out, const json_t *answer));
+int kc_cmd_job_show(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_job_list(struct kc_cli *cli, const struct kc_args *a);
+/* cmd_users.c */
+int kc_cmd_user_create(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_user_list(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_user_delete(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_user_quota(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_token_create(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_token_list(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_token_revoke(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_audit_list(struct kc_cli *cli, const struct kc_args *a);

@@ -22,6 +22,17 @@ static int vm_request(struct kc_cli *cli, const struct kc_args *a, const char *m
 	return kc_cli_request(cli, method, path, body, timeout_s, print);
 }
 
+/* kc_cli_job_request on the VM named by the first argument. */
+static int vm_job(struct kc_cli *cli, const struct kc_args *a, const char *method,
+		  const char *suffix, const json_t *body, void (*print)(FILE *out, const json_t *answer))
+{
+	struct kc_error err = {0};
+	_cleanup_free_ char *path = kc_req_path("vms", a->pos[0], suffix, "VM name", &err);
+	if (!path)
+		return kc_cli_fail(cli, &err, true);
+	return kc_cli_job_request(cli, a, method, path, body, print);
+}
+
 int kc_cmd_vm_list(struct kc_cli *cli, const struct kc_args *a)
 {
 	return kc_cli_request(cli, "GET", "/api/v1/vms", NULL, 0, kc_fmt_vm_table);
@@ -44,8 +55,10 @@ int kc_cmd_vm_create(struct kc_cli *cli, const struct kc_args *a)
 			return kc_cli_fail(cli, &err, true);
 		json_object_set_new(req, "host", json_string(host));
 	}
+	if (kc_cli_placement_opts(a, req, &err) < 0)
+		return kc_cli_fail(cli, &err, true);
 	/* Copying an image and starting a guest under TCG can take minutes. */
-	return kc_cli_request(cli, "POST", "/api/v1/vms", req, 900, kc_fmt_vm_show);
+	return kc_cli_job_request(cli, a, "POST", "/api/v1/vms", req, kc_fmt_vm_show);
 }
 
 /* start, reboot, destroy: POST .../{verb} without a body. */
@@ -53,7 +66,7 @@ int kc_cmd_vm_action(struct kc_cli *cli, const struct kc_args *a)
 {
 	char suffix[32];
 	snprintf(suffix, sizeof(suffix), "/%s", cli->verb->verb);
-	return vm_request(cli, a, "POST", suffix, NULL, 0, kc_fmt_vm_show);
+	return vm_job(cli, a, "POST", suffix, NULL, kc_fmt_vm_show);
 }
 
 int kc_cmd_vm_shutdown(struct kc_cli *cli, const struct kc_args *a)
@@ -63,9 +76,7 @@ int kc_cmd_vm_shutdown(struct kc_cli *cli, const struct kc_args *a)
 	if (!req)
 		return kc_cli_fail(cli, &err, true);
 	/* The server waits up to timeout_s (60 s by default) for the guest. */
-	json_int_t t = json_integer_value(json_object_get(req, "timeout_s"));
-	return vm_request(cli, a, "POST", "/shutdown", req, (long)(t > 60 ? t : 60) + 120,
-			  kc_fmt_vm_show);
+	return vm_job(cli, a, "POST", "/shutdown", req, kc_fmt_vm_show);
 }
 
 static void print_deleted(FILE *out, const json_t *answer)
@@ -80,6 +91,6 @@ static void print_deleted(FILE *out, const json_t *answer)
 int kc_cmd_vm_delete(struct kc_cli *cli, const struct kc_args *a)
 {
 	bool keep = kc_args_has(a, "keep-disks");
-	return vm_request(cli, a, "DELETE", keep ? "?keep_disks=true" : "?keep_disks=false", NULL,
-			  0, print_deleted);
+	return vm_job(cli, a, "DELETE", keep ? "?keep_disks=true" : "?keep_disks=false", NULL,
+		      print_deleted);
 }

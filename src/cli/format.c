@@ -160,6 +160,19 @@ void kc_fmt_host_table(FILE *out, const json_t *hosts)
 		table_row(&t, row);
 	}
 	table_print(out, &t);
+	/* Why the scheduler avoids a host, under the table (rare, long). */
+	json_array_foreach(list_of(hosts, "hosts"), i, h)
+	{
+		size_t j;
+		const json_t *f;
+		json_array_foreach(json_object_get(h, "flags"), j, f)
+		{
+			kc_fmt_safe(out, str(h, "name"));
+			fputs(": flagged ", out);
+			kc_fmt_safe(out, json_string_value(f));
+			fputc('\n', out);
+		}
+	}
 }
 
 /* "Key:" padded so that values line up in one column. */
@@ -288,6 +301,10 @@ void kc_fmt_host_show(FILE *out, const json_t *host)
 	kv(out, "libvirt", str(f, "libvirt_version"));
 	kv(out, "QEMU", str(f, "qemu_version"));
 	kv(out, "Updated", str(host, "updated_at"));
+	size_t fi;
+	const json_t *fl;
+	json_array_foreach(json_object_get(host, "flags"), fi, fl) kv(out, "Flag",
+								       json_string_value(fl));
 	const json_t *check = json_object_get(host, "check");
 	if (json_is_object(check)) {
 		snprintf(line, sizeof(line), "%s at %s",

@@ -14,6 +14,7 @@ struct kc_client {
 	char *url;
 	char *token;
 	long timeout_s;
+	char *extra_header; /* "Name: value" sent with every request, or NULL */
 };
 
 struct kc_client *kc_client_new(const char *base_url, const char *token)
@@ -44,6 +45,7 @@ void kc_client_free(struct kc_client *c)
 		return;
 	if (c->curl)
 		curl_easy_cleanup(c->curl);
+	free(c->extra_header);
 	if (c->token) {
 		explicit_bzero(c->token, strlen(c->token));
 		free(c->token);
@@ -55,6 +57,17 @@ void kc_client_free(struct kc_client *c)
 void kc_client_set_timeout(struct kc_client *c, long seconds)
 {
 	c->timeout_s = seconds;
+}
+
+int kc_client_set_header(struct kc_client *c, const char *header)
+{
+	char *h = header ? strdup(header) : NULL;
+
+	if (header && !h)
+		return -1;
+	free(c->extra_header);
+	c->extra_header = h;
+	return 0;
 }
 
 const char *kc_client_url(const struct kc_client *c)
@@ -155,6 +168,8 @@ int kc_http_request(struct kc_client *c, const char *method, const char *path, c
 		h = curl_slist_append(h, auth);
 	if (h && payload)
 		h = curl_slist_append(h, "Content-Type: application/json");
+	if (h && c->extra_header)
+		h = curl_slist_append(h, c->extra_header);
 	if (!h)
 		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 	headers = h;

@@ -34,6 +34,9 @@ static inline void kc_client_freep(struct kc_client **c)
 /* Overall time limit of each request, in seconds (default 300). */
 void kc_client_set_timeout(struct kc_client *c, long seconds);
 const char *kc_client_url(const struct kc_client *c);
+/* One more "Name: value" header for every request (NULL: none); -1 if out
+ * of memory.  The job verbs send their Idempotency-Key with it. */
+int kc_client_set_header(struct kc_client *c, const char *header);
 const char *kc_client_token(const struct kc_client *c);
 
 /* Sends `method` to base_url + `path` (which starts with "/api/v1/"), with

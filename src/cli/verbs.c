@@ -16,11 +16,29 @@ static const struct kc_optdef vm_create_opts[] = {
 	{"nic", KC_OPT_LIST},	     {"boot", KC_OPT_VALUE},
 	{"graphics", KC_OPT_VALUE},  {"autostart", KC_OPT_FLAG},
 	{"no-start", KC_OPT_FLAG},   {"hostname", KC_OPT_VALUE},
-	{"user-data", KC_OPT_VALUE}, {NULL, 0},
+	{"user-data", KC_OPT_VALUE}, {"zone", KC_OPT_VALUE},
+	{"cluster", KC_OPT_VALUE},   {"group", KC_OPT_VALUE},
+	{"group-policy", KC_OPT_VALUE}, {"async", KC_OPT_FLAG}, {NULL, 0},
 };
+static const struct kc_optdef vm_import_opts[] = {
+	{"owner", KC_OPT_VALUE}, {"host", KC_OPT_VALUE}, {NULL, 0}};
 static const struct kc_optdef vm_shutdown_opts[] = {
-	{"timeout", KC_OPT_VALUE}, {"no-force", KC_OPT_FLAG}, {NULL, 0}};
-static const struct kc_optdef vm_delete_opts[] = {{"keep-disks", KC_OPT_FLAG}, {NULL, 0}};
+	{"timeout", KC_OPT_VALUE}, {"no-force", KC_OPT_FLAG}, {"async", KC_OPT_FLAG}, {NULL, 0}};
+static const struct kc_optdef user_create_opts[] = {
+	{"role", KC_OPT_VALUE}, {"password-stdin", KC_OPT_FLAG}, {NULL, 0}};
+static const struct kc_optdef user_quota_opts[] = {{"vms", KC_OPT_VALUE},
+						   {"vcpus", KC_OPT_VALUE},
+						   {"memory", KC_OPT_VALUE},
+						   {"disk", KC_OPT_VALUE},
+						   {NULL, 0}};
+static const struct kc_optdef token_create_opts[] = {
+	{"user", KC_OPT_VALUE}, {"name", KC_OPT_VALUE}, {NULL, 0}};
+static const struct kc_optdef audit_list_opts[] = {
+	{"user", KC_OPT_VALUE}, {"limit", KC_OPT_VALUE}, {NULL, 0}};
+static const struct kc_optdef vm_delete_opts[] = {
+	{"keep-disks", KC_OPT_FLAG}, {"async", KC_OPT_FLAG}, {NULL, 0}};
+static const struct kc_optdef async_opts[] = {{"async", KC_OPT_FLAG}, {NULL, 0}};
+static const struct kc_optdef job_list_opts[] = {{"limit", KC_OPT_VALUE}, {NULL, 0}};
 static const struct kc_optdef vm_log_opts[] = {{"tail", KC_OPT_VALUE},
 					       {"follow", KC_OPT_FLAG},
 					       {"until", KC_OPT_VALUE},
@@ -34,6 +52,8 @@ const struct kc_verb kc_verbs[] = {
 	{"host", "add", kc_cmd_host_add, "host add NAME [--zone Z] [--cluster C]", 1, 1,
 	 host_add_opts},
 	{"host", "remove", kc_cmd_host_remove, "host remove NAME", 1, 1, no_opts},
+	{"host", "maintenance", kc_cmd_host_maintenance, "host maintenance NAME on|off", 2, 2,
+	 no_opts},
 	{"zone", "create", kc_cmd_zone_create, "zone create NAME", 1, 1, no_opts},
 	{"zone", "list", kc_cmd_zone_list, "zone list", 0, 0, no_opts},
 	{"zone", "delete", kc_cmd_zone_delete, "zone delete NAME", 1, 1, no_opts},
@@ -47,17 +67,38 @@ const struct kc_verb kc_verbs[] = {
 	 "vm create NAME --image IMG --memory MIB [--host H] [--vcpus N] [--disk-size GIB] "
 	 "[--data-disk GIB]... [--iso NAME] [--nic user|network=NAME|bridge=NAME[,mac=MAC]]... "
 	 "[--boot hd,cdrom,network] [--graphics none|vnc] [--autostart] [--no-start] "
-	 "[--hostname H] [--user-data FILE]",
+	 "[--hostname H] [--user-data FILE] [--zone Z] [--cluster C] "
+	 "[--group NAME [--group-policy affinity|anti-affinity]] [--async]",
 	 1, 1, vm_create_opts},
-	{"vm", "start", kc_cmd_vm_action, "vm start NAME", 1, 1, no_opts},
-	{"vm", "shutdown", kc_cmd_vm_shutdown, "vm shutdown NAME [--timeout S] [--no-force]", 1, 1,
+	{"vm", "start", kc_cmd_vm_action, "vm start NAME [--async]", 1, 1, async_opts},
+	{"vm", "shutdown", kc_cmd_vm_shutdown, "vm shutdown NAME [--timeout S] [--no-force] [--async]", 1, 1,
 	 vm_shutdown_opts},
-	{"vm", "reboot", kc_cmd_vm_action, "vm reboot NAME", 1, 1, no_opts},
-	{"vm", "destroy", kc_cmd_vm_action, "vm destroy NAME", 1, 1, no_opts},
-	{"vm", "delete", kc_cmd_vm_delete, "vm delete NAME [--keep-disks]", 1, 1, vm_delete_opts},
+	{"vm", "reboot", kc_cmd_vm_action, "vm reboot NAME [--async]", 1, 1, async_opts},
+	{"vm", "destroy", kc_cmd_vm_action, "vm destroy NAME [--async]", 1, 1, async_opts},
+	{"vm", "delete", kc_cmd_vm_delete, "vm delete NAME [--keep-disks] [--async]", 1, 1,
+	 vm_delete_opts},
+	/* cmd_job.c: the verbs above wait for their job unless --async. */
+	{"job", "show", kc_cmd_job_show, "job show ID", 1, 1, no_opts},
+	{"job", "list", kc_cmd_job_list, "job list [--limit N]", 0, 0, job_list_opts},
+	{"vm", "import", kc_cmd_vm_import, "vm import NAME [--owner USER] [--host H]", 1, 1,
+	 vm_import_opts},
 	{"vm", "console", kc_cmd_vm_console, "vm console NAME", 1, 1, no_opts},
 	{"vm", "log", kc_cmd_vm_log,
 	 "vm log NAME [--tail BYTES] [--follow] [--until REGEX] [--timeout S]", 1, 1, vm_log_opts},
+	/* cmd_users.c */
+	{"user", "create", kc_cmd_user_create,
+	 "user create NAME [--role admin|user] [--password-stdin]", 1, 1, user_create_opts},
+	{"user", "list", kc_cmd_user_list, "user list", 0, 0, no_opts},
+	{"user", "delete", kc_cmd_user_delete, "user delete NAME", 1, 1, no_opts},
+	{"user", "quota", kc_cmd_user_quota,
+	 "user quota NAME [--vms N] [--vcpus N] [--memory MIB] [--disk GIB] (N or unlimited)", 1,
+	 1, user_quota_opts},
+	{"token", "create", kc_cmd_token_create, "token create [--user NAME] [--name N]", 0, 0,
+	 token_create_opts},
+	{"token", "list", kc_cmd_token_list, "token list", 0, 0, no_opts},
+	{"token", "revoke", kc_cmd_token_revoke, "token revoke ID", 1, 1, no_opts},
+	{"audit", "list", kc_cmd_audit_list, "audit list [--user U] [--limit N]", 0, 0,
+	 audit_list_opts},
 	{NULL, NULL, NULL, NULL, 0, 0, NULL},
 };
 

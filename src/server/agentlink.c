@@ -29,9 +29,11 @@
 
 #include "cleanup.h"
 #include "db.h"
+#include "ha.h"
 #include "hostlink.h"
 #include "json_util.h"
 #include "reconcile.h"
+#include "scheduler.h"
 #include "server.h"
 #include "tlslink.h"
 #include "validate.h"
@@ -391,7 +393,8 @@ static int handle_hello(struct conn *c, const json_t *msg, struct kc_error *err)
 		.accel = json_string_value(json_object_get(facts, "accel")),
 		.accel_reason = json_string_value(json_object_get(facts, "accel_reason")),
 	};
-	if (kc_db_host_upsert(srv->db, &h, err) < 0 || kc_db_host_seen(srv->db, c->host, err) < 0)
+	if (kc_db_host_upsert(srv->db, &h, err) < 0 || kc_db_host_seen(srv->db, c->host, err) < 0 ||
+	    kc_ha_host_connected(srv, c->host, err) < 0)
 		return -1;
 
 	/* The newest connection of a host wins: an agent that reconnects
@@ -416,6 +419,11 @@ static int handle_hello(struct conn *c, const json_t *msg, struct kc_error *err)
 	fprintf(stderr, "agent link: host %s connected from %s (agent %s)\n", c->host, c->peer,
 		version);
 	reconcile_host(srv, c->host, domains);
+	/* Flags, not refusals (cpucheck.c): the scheduler avoids the host. */
+	struct kc_error fe = {0};
+	if (kc_cluster_cpu_check(srv->db, c->host, facts, &fe) < 0 ||
+	    kc_note_unmanaged(srv->db, c->host, domains, &fe) < 0)
+		fprintf(stderr, "agent link: host %s: flags: %s\n", c->host, fe.message);
 	return 0;
 }
 
@@ -606,14 +614,9 @@ out:
 
 	if (was_current) {
 		/* Told at once rather than after three silent intervals; an
-		 * admin's Maintenance stays. */
-		_cleanup_json_ json_t *row = NULL;
-		struct kc_error ign = {0};
-		if (kc_db_host_get(srv->db, c->host, &row, &ign) == 0) {
-			const char *st = json_string_value(json_object_get(row, "state"));
-			if (st && strcmp(st, "Up") == 0)
-				kc_db_host_set_state(srv->db, c->host, "Disconnected", &ign);
-		}
+		 * admin's Maintenance stays, and so does a host that another
+		 * server has taken over meanwhile (ha.c). */
+		kc_ha_host_disconnected(srv, c->host);
 	}
 
 	pthread_mutex_lock(&al->lock);
@@ -737,6 +740,7 @@ static void *stale_main(void *arg)
 		/* The embedded agent is this process: alive while libvirt is. */
 		if (srv->agent && srv->host_name && kc_agent_is_connected(srv->agent))
 			kc_db_host_seen(srv->db, srv->host_name, NULL);
+		kc_ha_tick(srv);
 		kc_db_time_from_now(-3 * (long long)al->hb, before);
 		if (kc_db_host_mark_stale(srv->db, before, false, &disc, &e) == 0)
 			log_names(disc, "no heartbeat, Disconnected");

@@ -13,10 +13,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "api_audit.h"
 #include "auth.h"
+#include "authz.h"
 #include "cleanup.h"
 #include "cluster.h"
 #include "http_util.h"
+#include "jobs.h"
 #include "metrics.h"
 #include "validate.h"
 
@@ -44,6 +47,7 @@ static const struct kc_route routes[] = {
 	{"POST", "/api/v1/clusters", kc_api_cluster_create, false},
 	{"DELETE", "/api/v1/clusters/:cluster", kc_api_cluster_delete, false},
 	{"POST", "/api/v1/hosts/:host/check", kc_api_host_check, false},
+	{"POST", "/api/v1/hosts/:host/maintenance", kc_api_host_maintenance, false},
 	{"GET", "/api/v1/vms", kc_api_vms_list, false},
 	{"POST", "/api/v1/vms", kc_api_vm_create, false},
 	{"GET", "/api/v1/vms/:vm", kc_api_vm_show, false},
@@ -54,7 +58,22 @@ static const struct kc_route routes[] = {
 	{"POST", "/api/v1/vms/:vm/destroy", kc_api_vm_destroy, false},
 	{"GET", "/api/v1/vms/:vm/log", kc_api_vm_log, false},
 	{"GET", "/api/v1/vms/:vm/console", kc_api_vm_console, false},
+	{"POST", "/api/v1/vms/:vm/import", kc_api_vm_import, false},
 	{"GET", "/metrics", kc_api_metrics, false},
+	/* Jobs (jobs.c, api_jobs.c). */
+	{"GET", "/api/v1/jobs", kc_api_jobs_list, false},
+	{"GET", "/api/v1/jobs/:job", kc_api_job_show, false},
+	/* Users, tokens, sessions, audit (api_users.c, api_audit.c; authz.c decides who). */
+	{"GET", "/api/v1/users", kc_api_users_list, false},
+	{"POST", "/api/v1/users", kc_api_user_create, false},
+	{"GET", "/api/v1/users/:user", kc_api_user_show, false},
+	{"DELETE", "/api/v1/users/:user", kc_api_user_delete, false},
+	{"PUT", "/api/v1/users/:user/quota", kc_api_user_quota, false},
+	{"POST", "/api/v1/users/:user/tokens", kc_api_user_token_create, false},
+	{"GET", "/api/v1/tokens", kc_api_tokens_list, false},
+	{"DELETE", "/api/v1/tokens/:token", kc_api_token_delete, false},
+	{"POST", "/api/v1/sessions", kc_api_session_create, true},
+	{"GET", "/api/v1/audit", kc_api_audit_list, false},
 };
 
 #define MAX_PATH_LEN 1024
@@ -94,6 +113,9 @@ static bool pattern_match(const char *pattern, char **segs, int nsegs, const cha
 			*what = strcmp(psegs[i], ":vm") == 0	   ? "VM name"
 				: strcmp(psegs[i], ":zone") == 0    ? "zone name"
 				: strcmp(psegs[i], ":cluster") == 0 ? "cluster name"
+				: strcmp(psegs[i], ":user") == 0    ? "user name"
+				: strcmp(psegs[i], ":token") == 0   ? "token id"
+				: strcmp(psegs[i], ":job") == 0	    ? "job id"
 								    : "host name";
 		} else if (strcmp(psegs[i], segs[i]) != 0) {
 			return false;
@@ -131,7 +153,10 @@ static void log_request(const struct _u_request *req, long status, const struct 
 	fprintf(stderr, "%s %s %ld %.1fms\n", method, path, status, ms);
 }
 
-static void dispatch(struct kc_call *c)
+/* *ret_audit gets the route once the request is one to audit (known route,
+ * caller authenticated or the route public); *ret_name the decoded name
+ * parameter that c->name points to (the caller frees it). */
+static void dispatch(struct kc_call *c, const struct kc_route **ret_audit, char **ret_name)
 {
 	const struct _u_request *req = c->req;
 	struct kc_error err = {0};
@@ -162,8 +187,8 @@ static void dispatch(struct kc_call *c)
 	}
 
 	if (!(route && route->public)) {
-		if (kc_auth_check(c->srv->db, u_map_get_case(req->map_header, "Authorization"),
-				  &err) < 0) {
+		if (kc_auth_identify(c->srv->db, u_map_get_case(req->map_header, "Authorization"),
+				     &c->who, &err) < 0) {
 			/* RFC 6750: tell the client which scheme we expect. */
 			u_map_put(c->resp->map_header, "WWW-Authenticate",
 				  "Bearer realm=\"kvmcloud\"");
@@ -182,6 +207,8 @@ static void dispatch(struct kc_call *c)
 				       "message", "method not allowed on this route"));
 		return;
 	}
+	if (kc_api_audit_wanted(route->method))
+		*ret_audit = route;
 	if (kc_http_check_body_size(req, &err) < 0) {
 		kc_http_error(c->resp, &err);
 		return;
@@ -202,6 +229,11 @@ static void dispatch(struct kc_call *c)
 		}
 	}
 	c->name = name;
+	*ret_name = steal_ptr(&name);
+	if (!route->public && kc_authz_route(c, route->method, route->pattern, c->name, &err) < 0) {
+		kc_http_error(c->resp, &err);
+		return;
+	}
 	if (route->fn(c, &err) < 0)
 		kc_http_error(c->resp, &err);
 }
@@ -213,7 +245,11 @@ static int callback(const struct _u_request *req, struct _u_response *resp, void
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	u_map_put(resp->map_header, "Cache-Control", "no-store");
-	dispatch(&c);
+	const struct kc_route *audited = NULL;
+	_cleanup_free_ char *name = NULL;
+	dispatch(&c, &audited, &name);
+	if (audited)
+		kc_api_audit_request(&c, audited->method, audited->pattern);
 	kc_metrics_observe_request(req->http_verb, resp->status, &t0);
 	if (c.srv->log_requests)
 		log_request(req, resp->status, &t0);

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <ulfius.h>
 
+#include "auth.h"
 #include "server.h"
 
 /* What a handler gets: the request, the response to fill, the server and
@@ -19,6 +20,7 @@ struct kc_call {
 	struct _u_response *resp;
 	struct kc_server *srv;
 	const char *name;
+	struct kc_principal who; /* the caller (authz.h); empty on public routes */
 };
 
 /* Registers the dispatcher on an initialised ulfius instance. */
@@ -47,3 +49,17 @@ int kc_api_vm_reboot(struct kc_call *c, struct kc_error *err);
 int kc_api_vm_destroy(struct kc_call *c, struct kc_error *err);
 int kc_api_vm_log(struct kc_call *c, struct kc_error *err);
 int kc_api_vm_console(struct kc_call *c, struct kc_error *err);
+/* api_sched.c (admin): maintenance mode, importing an unmanaged domain. */
+int kc_api_host_maintenance(struct kc_call *c, struct kc_error *err);
+int kc_api_vm_import(struct kc_call *c, struct kc_error *err);
+/* api_users.c: users, tokens, sessions; api_audit.c: the audit log. */
+int kc_api_users_list(struct kc_call *c, struct kc_error *err);
+int kc_api_user_create(struct kc_call *c, struct kc_error *err);
+int kc_api_user_show(struct kc_call *c, struct kc_error *err);
+int kc_api_user_delete(struct kc_call *c, struct kc_error *err);
+int kc_api_user_quota(struct kc_call *c, struct kc_error *err);
+int kc_api_user_token_create(struct kc_call *c, struct kc_error *err);
+int kc_api_tokens_list(struct kc_call *c, struct kc_error *err);
+int kc_api_token_delete(struct kc_call *c, struct kc_error *err);
+int kc_api_session_create(struct kc_call *c, struct kc_error *err);
+int kc_api_audit_list(struct kc_call *c, struct kc_error *err);

@@ -24,9 +24,10 @@ static json_t *host_object(struct kc_server *srv, const json_t *row)
 	 * remote host's state is what its heartbeats made it
 	 * (docs/protocol.md, "Host states"). */
 	bool local = kc_host_is_local(srv, name);
-	if (local)
+	if (local && !(state && strcmp(state, "Maintenance") == 0))
 		state = kc_agent_is_connected(srv->agent) ? "Up" : "Down";
-	return json_pack("{s:O,s:O,s:s,s:O,s:O,s:O,s:o,s:O,s:O,s:O,s:O,s:b,s:b}", "name",
+	json_t *flags = json_object_get(row, "flags");
+	json_t *o = json_pack("{s:O,s:O,s:s,s:O,s:O,s:O,s:o,s:O,s:O,s:O,s:O,s:b,s:b}", "name",
 			 json_object_get(row, "name"), "uuid", json_object_get(row, "uuid"),
 			 "state", state ? state : "unknown", "accel", json_object_get(row, "accel"),
 			 "accel_reason", json_object_get(row, "accel_reason"), "facts",
@@ -35,6 +36,11 @@ static json_t *host_object(struct kc_server *srv, const json_t *row)
 			 "cluster", json_object_get(row, "cluster"), "last_seen_at",
 			 json_object_get(row, "last_seen_at"), "local", local, "connected",
 			 kc_host_reachable(srv, name));
+	/* Why the scheduler avoids the host (scheduler.h), [] if nothing. */
+	if (o)
+		json_object_set_new(o, "flags",
+				    json_is_array(flags) ? json_copy(flags) : json_array());
+	return o;
 }
 
 int kc_api_hosts_list(struct kc_call *c, struct kc_error *err)

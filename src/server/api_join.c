@@ -17,6 +17,7 @@
 #include "api.h"
 #include "cleanup.h"
 #include "cluster.h"
+#include "ha.h"
 #include "http_util.h"
 #include "json_util.h"
 #include "pki.h"
@@ -184,10 +185,12 @@ static int join(struct kc_call *c, const char *addr, struct kc_error *err)
 	if (!ca)
 		return -1;
 	fprintf(stderr, "join: host %s joined from %s (certificate %s)\n", host, addr, serial);
+	/* agent_endpoints: every live server's (ha.c), this one first. */
 	kc_http_json(c->resp, 200,
-		     json_pack("{s:s,s:s,s:s,s:s,s:s}", "certificate", cert, "ca", ca,
+		     json_pack("{s:s,s:s,s:s,s:s,s:s,s:o*}", "certificate", cert, "ca", ca,
 			       "agent_endpoint", srv->agent_endpoint, "server_name",
-			       srv->server_name, "host", host));
+			       srv->server_name, "host", host, "agent_endpoints",
+			       kc_ha_agent_endpoints(srv)));
 	return 0;
 }
 

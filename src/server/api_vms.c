@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "authz.h"
 #include "cleanup.h"
 #include "cluster.h"
 #include "hostlink.h"
@@ -24,6 +25,8 @@
 #include "validate.h"
 #include "agentlink.h"
 #include "vmspec.h"
+#include "jobs.h"
+#include "vm_ops.h"
 
 #define LOG_DEFAULT_MAX		 (64 * 1024)
 #define LOG_MAX			 (1024 * 1024)
@@ -164,22 +167,36 @@ int kc_api_require_managed(struct kc_server *srv, const char *name, json_t **ret
 	return 0;
 }
 
-static int respond_vm(struct kc_call *c, unsigned status, json_t *extra, struct kc_error *err)
+/* The VM object actions answer with; `extra` (stolen, may be NULL) merged in. */
+static int vm_result(struct kc_server *srv, const char *name, json_t *extra, json_t **ret,
+		     struct kc_error *err)
 {
 	_cleanup_json_ json_t *row = NULL;
 	_cleanup_json_ json_t *live = NULL;
 	_cleanup_json_ json_t *ex = extra;
 	bool unreachable = false;
 
-	if (vm_lookup(c->srv, c->name, &row, &live, &unreachable, err) < 0)
+	if (vm_lookup(srv, name, &row, &live, &unreachable, err) < 0)
 		return -1;
 	/* Keep the record's state column near libvirt's truth. */
 	const char *st = json_string_value(json_object_get(live, "state"));
 	if (row && st)
-		kc_db_vm_note_state(c->srv->db, c->name, st, NULL);
-	json_t *o = vm_view(vm_host(c->srv, row), live, row, unreachable);
+		kc_db_vm_note_state(srv->db, name, st, NULL);
+	json_t *o = vm_view(vm_host(srv, row), live, row, unreachable);
+	if (!o)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 	if (ex)
 		json_object_update(o, ex);
+	*ret = o;
+	return 0;
+}
+
+static int respond_vm(struct kc_call *c, unsigned status, json_t *extra, struct kc_error *err)
+{
+	json_t *o = NULL;
+
+	if (vm_result(c->srv, c->name, extra, &o, err) < 0)
+		return -1;
 	kc_http_json(c->resp, status, o);
 	return 0;
 }
@@ -204,7 +221,9 @@ int kc_api_vms_list(struct kc_call *c, struct kc_error *err)
 	size_t i, j;
 	json_t *v, *h;
 
-	if (kc_db_vm_list(srv->db, NULL, &rows, err) < 0)
+	/* A user sees only their own records, never others' domains. */
+	const char *owner = kc_authz_vm_owner(c);
+	if (kc_db_vm_list(srv->db, owner, &rows, err) < 0)
 		return -1;
 	by_name = kc_index_by_name(rows);
 	hosts = hosts_to_ask(srv);
@@ -237,6 +256,8 @@ int kc_api_vms_list(struct kc_call *c, struct kc_error *err)
 			/* Same name on another host: someone else's domain. */
 			if (row && (!rhost || strcmp(rhost, host) != 0))
 				row = NULL;
+			if (!row && owner)
+				continue;
 			json_array_append_new(out, vm_view(host, v, row, false));
 			if (row)
 				json_object_del(by_name, name);
@@ -285,20 +306,16 @@ static void rollback_create(struct kc_server *srv, const char *host, const char 
 	}
 }
 
-int kc_api_vm_create(struct kc_call *c, struct kc_error *err)
+/* Splits a create body (a copy is made) into the VM request and the
+ * optional "host" (*ret_host, malloc'd or NULL). */
+static int create_parse(const json_t *request, struct kc_vm_request *ret_req, char **ret_host,
+			struct kc_error *err)
 {
-	struct kc_server *srv = c->srv;
-	_cleanup_json_ json_t *body = NULL;
-	_cleanup_json_ json_t *live = NULL;
-	_cleanup_json_ json_t *created = NULL;
-	_cleanup_json_ json_t *stored = NULL;
-	_cleanup_free_ char *host = NULL;
-	_cleanup_(request_clearp) struct kc_vm_request req = {0};
+	_cleanup_json_ json_t *body = json_deep_copy(request);
 	_cleanup_free_ char *requested = NULL;
-	struct kc_error e = {0};
 
-	if (kc_http_read_json(c->req, true, &body, err) < 0)
-		return -1;
+	if (!json_is_object(body))
+		return kc_error_set(err, KC_ERR_INVALID, "the VM request must be a JSON object");
 	/* "host" is the server's business, not part of the VM request. */
 	json_t *hv = json_object_get(body, "host");
 	if (hv) {
@@ -311,36 +328,75 @@ int kc_api_vm_create(struct kc_call *c, struct kc_error *err)
 			return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 		json_object_del(body, "host");
 	}
-	if (kc_vm_request_from_json(body, &req, err) < 0)
+	/* So are "zone", "cluster" and "group" (placement.c). */
+	if (kc_placement_check(body, err) < 0)
 		return -1;
-	if (kc_place_vm(srv, requested, &host, err) < 0)
+	kc_placement_strip(body);
+	if (kc_vm_request_from_json(body, ret_req, err) < 0)
 		return -1;
+	*ret_host = steal_ptr(&requested);
+	return 0;
+}
 
-	/* A domain of that name that kvmcloud does not know is a conflict too:
-	 * we never adopt or overwrite someone else's VM. */
-	if (vm_call(srv, host, "vm.show", req.name, NULL, &live, &e) == 0)
-		return kc_error_set(err, KC_ERR_CONFLICT,
-				    "VM \"%s\" already exists in libvirt on host \"%s\"", req.name,
-				    host);
-	if (e.code != KC_ERR_NOT_FOUND) {
-		*err = e;
-		return -1;
-	}
+int kc_api_vm_create(struct kc_call *c, struct kc_error *err)
+{
+	_cleanup_json_ json_t *body = NULL;
+	_cleanup_(request_clearp) struct kc_vm_request req = {0};
+	_cleanup_free_ char *requested = NULL;
 
+	if (kc_http_read_json(c->req, true, &body, err) < 0)
+		return -1;
+	if (json_object_get(body, "host") && !kc_authz_is_admin(c))
+		return kc_error_set(err, KC_ERR_FORBIDDEN, "only an admin may name the host");
+	/* Bad requests are refused now, not queued as jobs bound to fail. */
+	if (create_parse(body, &req, &requested, err) < 0)
+		return -1;
+	return kc_jobs_serve(c, "vm.create", req.name, body, 201, err);
+}
+
+int kc_vm_op_create(struct kc_server *srv, const char *owner, const json_t *request,
+		    kc_progress_fn progress, void *opaque, json_t **ret, struct kc_error *err)
+{
+	_cleanup_json_ json_t *live = NULL;
+	_cleanup_json_ json_t *created = NULL;
+	_cleanup_json_ json_t *stored = NULL;
+	_cleanup_free_ char *host = NULL;
+	_cleanup_(request_clearp) struct kc_vm_request req = {0};
+	_cleanup_free_ char *requested = NULL;
+	struct kc_error e = {0};
+
+	if (create_parse(request, &req, &requested, err) < 0)
+		return -1;
 	stored = kc_vm_request_to_json(&req);
 	if (!stored)
 		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 	/* The record first: its primary key makes two creates of one name
 	 * race safely, and a server killed mid-create leaves a 'creating'
-	 * record for reconcile.c to settle. */
-	if (kc_db_vm_insert(srv->db,
-			    &(struct kc_db_vm){.name = req.name,
-					       .host = host,
-					       .state = "creating",
-					       .owner = KC_DB_ADMIN_USER,
-					       .request = stored},
-			    false, err) < 0)
+	 * record for reconcile.c to settle.  The scheduler chooses the host
+	 * in the same transaction, so the record reserves its room there. */
+	if (kc_place_and_record(srv, request, requested,
+				&(struct kc_db_vm){.name = req.name,
+						   .state = "creating",
+						   .owner = owner,
+						   .request = stored},
+				true, &host, err) < 0)
 		return -1;
+
+	/* A domain of that name that kvmcloud does not know is a conflict too:
+	 * we never adopt or overwrite someone else's VM. */
+	if (vm_call(srv, host, "vm.show", req.name, NULL, &live, &e) == 0 ||
+	    e.code != KC_ERR_NOT_FOUND) {
+		kc_db_vm_delete(srv->db, req.name, NULL);
+		if (e.code != KC_ERR_NOT_FOUND && kc_error_is_set(&e)) {
+			*err = e;
+			return -1;
+		}
+		return kc_error_set(err, KC_ERR_CONFLICT,
+				    "VM \"%s\" already exists in libvirt on host \"%s\"", req.name,
+				    host);
+	}
+	if (progress)
+		progress(opaque, 30);
 
 	if (kc_host_call(srv, host, "vm.create", stored, &created, err) < 0) {
 		struct kc_error ignored = {0};
@@ -361,6 +417,8 @@ int kc_api_vm_create(struct kc_call *c, struct kc_error *err)
 				req.name, ignored.message);
 		return -1;
 	}
+	if (progress)
+		progress(opaque, 90);
 	const char *uuid = json_string_value(json_object_get(created, "uuid"));
 	const char *state = json_string_value(json_object_get(created, "state"));
 	if (kc_db_vm_update(srv->db, req.name, uuid, state ? state : "unknown", err) < 0) {
@@ -377,30 +435,41 @@ int kc_api_vm_create(struct kc_call *c, struct kc_error *err)
 
 	_cleanup_json_ json_t *row = NULL;
 	kc_db_vm_get(srv->db, req.name, &row, NULL);
-	kc_http_json(c->resp, 201, vm_view(host, created, row, false));
-	return 0;
+	*ret = vm_view(host, created, row, false);
+	return *ret ? 0 : kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 }
 
 /* require_settled(), then `op` on the VM's host; *ret (may be NULL) the result. */
-static int settled_call(struct kc_call *c, const char *op, json_t *args, json_t **ret,
-			struct kc_error *err)
+static int settled_call(struct kc_server *srv, const char *name, const char *op, json_t *args,
+			json_t **ret, struct kc_error *err)
 {
 	_cleanup_json_ json_t *row = NULL;
 	_cleanup_json_ json_t *a = args;
 
-	if (kc_api_require_managed(c->srv, c->name, &row, err) < 0)
+	if (kc_api_require_managed(srv, name, &row, err) < 0)
 		return -1;
 	const char *state = json_string_value(json_object_get(row, "state"));
 	if (state && strcmp(state, "creating") == 0)
-		return kc_error_set(err, KC_ERR_CONFLICT, "VM \"%s\" is being created", c->name);
-	return vm_call(c->srv, vm_host(c->srv, row), op, c->name, steal_ptr(&a), ret, err);
+		return kc_error_set(err, KC_ERR_CONFLICT, "VM \"%s\" is being created", name);
+	return vm_call(srv, vm_host(srv, row), op, name, steal_ptr(&a), ret, err);
+}
+
+int kc_vm_op_action(struct kc_server *srv, const char *op, const char *name, const json_t *args,
+		    json_t **ret, struct kc_error *err)
+{
+	_cleanup_json_ json_t *res = NULL;
+	json_t *extra = NULL;
+
+	if (settled_call(srv, name, op, args ? json_deep_copy(args) : NULL, &res, err) < 0)
+		return -1;
+	if (strcmp(op, "vm.shutdown") == 0)
+		extra = json_pack("{s:b}", "forced", json_is_true(json_object_get(res, "forced")));
+	return vm_result(srv, name, extra, ret, err);
 }
 
 static int simple_action(struct kc_call *c, const char *op, struct kc_error *err)
 {
-	if (settled_call(c, op, NULL, NULL, err) < 0)
-		return -1;
-	return respond_vm(c, 200, NULL, err);
+	return kc_jobs_serve(c, op, c->name, NULL, 200, err);
 }
 
 int kc_api_vm_start(struct kc_call *c, struct kc_error *err)
@@ -422,7 +491,6 @@ int kc_api_vm_shutdown(struct kc_call *c, struct kc_error *err)
 {
 	static const char *const keys[] = {"timeout_s", "force", NULL};
 	_cleanup_json_ json_t *body = NULL;
-	_cleanup_json_ json_t *res = NULL;
 	uint64_t timeout = SHUTDOWN_DEFAULT_TIMEOUT;
 	bool force = false;
 
@@ -433,23 +501,29 @@ int kc_api_vm_shutdown(struct kc_call *c, struct kc_error *err)
 				      err) < 0 ||
 		     kc_json_get_bool(body, "force", false, &force, err) < 0))
 		return -1;
-	if (settled_call(c, "vm.shutdown",
-			 json_pack("{s:I,s:b}", "timeout_s", (json_int_t)timeout, "force", force),
-			 &res, err) < 0)
-		return -1;
-	bool forced = json_is_true(json_object_get(res, "forced"));
-	return respond_vm(c, 200, json_pack("{s:b}", "forced", forced), err);
+	_cleanup_json_ json_t *args =
+		json_pack("{s:I,s:b}", "timeout_s", (json_int_t)timeout, "force", force);
+	return kc_jobs_serve(c, "vm.shutdown", c->name, args, 200, err);
 }
 
 int kc_api_vm_delete(struct kc_call *c, struct kc_error *err)
 {
-	struct kc_error e = {0};
 	bool keep = false;
 
 	if (kc_http_query_bool(c->req, "keep_disks", &keep, err) < 0)
 		return -1;
+	_cleanup_json_ json_t *args = json_pack("{s:b}", "keep_disks", keep);
+	return kc_jobs_serve(c, "vm.delete", c->name, args, 200, err);
+}
+
+int kc_vm_op_delete(struct kc_server *srv, const char *name, bool keep, json_t **ret,
+		    struct kc_error *err)
+{
+	struct kc_error e = {0};
+
 	bool disks_deleted = !keep;
-	if (settled_call(c, "vm.delete", json_pack("{s:b}", "with_disks", !keep), NULL, &e) < 0) {
+	if (settled_call(srv, name, "vm.delete", json_pack("{s:b}", "with_disks", !keep), NULL,
+			 &e) < 0) {
 		/* Already gone from libvirt ("missing"): only the record is left. */
 		if (e.code != KC_ERR_NOT_FOUND) {
 			*err = e;
@@ -457,17 +531,16 @@ int kc_api_vm_delete(struct kc_call *c, struct kc_error *err)
 		}
 		/* ...unless the VM itself was not found at all. */
 		_cleanup_json_ json_t *row = NULL;
-		if (kc_db_vm_get(c->srv->db, c->name, &row, NULL) < 0) {
+		if (kc_db_vm_get(srv->db, name, &row, NULL) < 0) {
 			*err = e;
 			return -1;
 		}
 		disks_deleted = false;
 	}
-	if (kc_db_vm_delete(c->srv->db, c->name, err) < 0)
+	if (kc_db_vm_delete(srv->db, name, err) < 0)
 		return -1;
-	kc_http_json(c->resp, 200,
-		     json_pack("{s:s,s:b}", "deleted", c->name, "disks_deleted", disks_deleted));
-	return 0;
+	*ret = json_pack("{s:s,s:b}", "deleted", name, "disks_deleted", disks_deleted);
+	return *ret ? 0 : kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 }
 
 /* One vm.log call: the bytes (malloc'd), next offset, size. */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * auth.c - admin bearer token.
+ * auth.c - bearer tokens (the admin's, API tokens, sessions) and passwords.
  *
  * Tokens are 32 random bytes from libsodium, shown to the user as hex.  The
  * database stores only BLAKE2b-256 (crypto_generichash) of the hex text.  A
@@ -18,6 +18,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,8 @@
 
 #include "cleanup.h"
 #include "io.h"
+#include "db_tokens.h"
+#include "db_users.h"
 #include "json_util.h"
 
 #define HASH_BYTES 32
@@ -157,7 +161,8 @@ void kc_auth_line_free(char *line)
 	free(line);
 }
 
-int kc_auth_check(struct kc_db *db, const char *authorization, struct kc_error *err)
+int kc_auth_identify(struct kc_db *db, const char *authorization, struct kc_principal *ret,
+		     struct kc_error *err)
 {
 	static const char prefix[] = "Bearer ";
 	char hash[HASH_BYTES * 2 + 1];
@@ -176,15 +181,118 @@ int kc_auth_check(struct kc_db *db, const char *authorization, struct kc_error *
 		return -1;
 	if (found) {
 		const char *last = json_string_value(json_object_get(found, "last_used_at"));
+		const char *user = json_string_value(json_object_get(found, "user"));
+		const char *role = json_string_value(json_object_get(found, "role"));
 		char minute_ago[21];
+		if (!user || !role || strlen(user) > KC_NAME_MAX || strlen(role) >= sizeof(ret->role))
+			goto deny;
 		kc_db_time_from_now(-60, minute_ago);
 		/* At most one write a minute per token; best effort: a failed
 		 * note of the last use denies nothing. */
 		if (!last || strcmp(last, minute_ago) < 0)
 			kc_db_token_touch(db, json_integer_value(json_object_get(found, "id")),
 					  NULL);
+		if (ret) {
+			snprintf(ret->user, sizeof(ret->user), "%s", user);
+			snprintf(ret->role, sizeof(ret->role), "%s", role);
+			ret->token_id = json_integer_value(json_object_get(found, "id"));
+		}
 		return 0;
 	}
 deny:
 	return kc_error_set(err, KC_ERR_UNAUTHORIZED, "missing or invalid bearer token");
+}
+
+int kc_auth_check(struct kc_db *db, const char *authorization, struct kc_error *err)
+{
+	return kc_auth_identify(db, authorization, NULL, err);
+}
+
+int kc_auth_token_issue(struct kc_db *db, const char *user, const char *name, long ttl_s,
+			char ret_token[KC_TOKEN_HEX_LEN + 1], int64_t *ret_id, char *ret_expires,
+			struct kc_error *err)
+{
+	unsigned char raw[KC_TOKEN_BYTES];
+	char hash[HASH_BYTES * 2 + 1], expires[21] = "";
+
+	if (ttl_s > 0)
+		kc_db_time_from_now(ttl_s, expires);
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2hex(ret_token, KC_TOKEN_HEX_LEN + 1, raw, sizeof(raw));
+	sodium_memzero(raw, sizeof(raw));
+	token_hash_hex(ret_token, KC_TOKEN_HEX_LEN, hash);
+	if (kc_db_token_insert(db, user, name, hash, ttl_s > 0 ? expires : NULL, ret_id, err) < 0) {
+		sodium_memzero(ret_token, KC_TOKEN_HEX_LEN + 1);
+		return -1;
+	}
+	if (ret_expires)
+		memcpy(ret_expires, expires, sizeof(expires));
+	return 0;
+}
+
+static int password_len_check(const char *password, struct kc_error *err)
+{
+	size_t n = password ? strnlen(password, KC_PASSWORD_MAX + 1) : 0;
+
+	if (n < KC_PASSWORD_MIN || n > KC_PASSWORD_MAX)
+		return kc_error_set(err, KC_ERR_INVALID, "a password has %d to %d characters",
+				    KC_PASSWORD_MIN, KC_PASSWORD_MAX);
+	return 0;
+}
+
+int kc_auth_password_hash(const char *password, char **ret, struct kc_error *err)
+{
+	char h[crypto_pwhash_STRBYTES];
+
+	if (password_len_check(password, err) < 0)
+		return -1;
+	if (crypto_pwhash_str(h, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+			      crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory hashing a password");
+	*ret = strdup(h);
+	if (!*ret)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	return 0;
+}
+
+/* A hash of nothing anyone knows, checked when the user has none, so that
+ * a login's time does not tell whether the user exists. */
+static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
+static char dummy_hash[crypto_pwhash_STRBYTES];
+
+static void dummy_init(void)
+{
+	unsigned char raw[16];
+
+	randombytes_buf(raw, sizeof(raw));
+	if (crypto_pwhash_str(dummy_hash, (const char *)raw, sizeof(raw),
+			      crypto_pwhash_OPSLIMIT_INTERACTIVE,
+			      crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+		dummy_hash[0] = '\0';
+}
+
+int kc_auth_password_check(struct kc_db *db, const char *user, const char *password,
+			   struct kc_error *err)
+{
+	_cleanup_free_ char *stored = NULL;
+	struct kc_error e = {0};
+
+	if (password_len_check(password, NULL) < 0)
+		goto deny;
+	if (kc_db_user_password_hash(db, user, &stored, &e) < 0 && e.code != KC_ERR_NOT_FOUND) {
+		*err = e;
+		return -1;
+	}
+	if (!stored) {
+		pthread_once(&dummy_once, dummy_init);
+		/* Same cost as a real check, so timing tells nothing about
+		 * whether the user exists; the result is meaningless. */
+		if (dummy_hash[0])
+			(void)!crypto_pwhash_str_verify(dummy_hash, password, strlen(password));
+		goto deny;
+	}
+	if (crypto_pwhash_str_verify(stored, password, strlen(password)) == 0)
+		return 0;
+deny:
+	return kc_error_set(err, KC_ERR_UNAUTHORIZED, "wrong user name or password");
 }

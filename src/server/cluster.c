@@ -10,6 +10,7 @@
 
 #include "agentlink.h"
 #include "cleanup.h"
+#include "ha.h"
 #include "pki.h"
 #include "server.h"
 #include "validate.h"
@@ -89,6 +90,8 @@ int kc_cluster_setup(struct kc_server *srv, const struct kc_server_opts *o, cons
 	srv->agent_listen_on = o->no_local_agent || o->cluster;
 	srv->heartbeat_s = o->heartbeat_s ? o->heartbeat_s : KC_DEFAULT_HEARTBEAT_S;
 	srv->down_after_s = o->down_after_s ? o->down_after_s : KC_DEFAULT_DOWN_AFTER_S;
+	srv->cpu_overcommit = o->cpu_overcommit;
+	srv->mem_overcommit = o->mem_overcommit;
 	const char *al = o->agent_listen ? o->agent_listen : KC_DEFAULT_AGENT_LISTEN;
 	if (srv->agent_listen_on) {
 		struct kc_error e = {0};
@@ -101,6 +104,8 @@ int kc_cluster_setup(struct kc_server *srv, const struct kc_server_opts *o, cons
 	}
 
 	const char *extra[] = {listen_host, agent_host, o->advertise};
+	if (kc_ha_share_ca(srv->db, srv->data_dir, err) < 0)
+		return -1;
 	if (kc_pki_init(srv->data_dir, extra, KC_ARRAY_SIZE(extra), &srv->pki_dir, err) < 0)
 		return -1;
 
@@ -193,6 +198,8 @@ int kc_cluster_start(struct kc_server *srv, FILE *out, struct kc_error *err)
 	srv->agent_endpoint = join_host_port(srv->server_name, port);
 	if (!srv->agent_endpoint)
 		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	if (kc_ha_register(srv, err) < 0)
+		return -1;
 
 	char addr[INET6_ADDRSTRLEN] = "?";
 	if (srv->agent_addr.ss_family == AF_INET6)
@@ -214,6 +221,7 @@ void kc_cluster_stop(struct kc_server *srv)
 {
 	kc_agentlink_stop(srv->alink);
 	srv->alink = NULL;
+	kc_ha_unregister(srv);
 	free(srv->pki_dir);
 	free(srv->agent_endpoint);
 	free(srv->server_name);

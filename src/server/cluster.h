@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "error.h"
 
 struct kc_server;
@@ -24,14 +26,25 @@ struct kc_call;
 int kc_pki_init(const char *data_dir, const char *const *extra, size_t n_extra, char **ret_dir,
 		struct kc_error *err);
 
-/* Chooses the host of a new VM.  `requested` (may be NULL) is the host an
- * admin named: it must exist, have joined and not be in Maintenance.
- * Otherwise: the server's own host in all-in-one mode, else the first
- * host (by name) that is Up, connected and not in Maintenance.  None is
- * KC_ERR_UNAVAILABLE.  *ret_host is malloc'd.  The real scheduler (issue
- * 3, section 2) replaces the body of this one function. */
+/* Placement (placement.c over scheduler.c; docs/api.md, "Placement").
+ * kc_place_vm: the host the scheduler would choose now for a 1-vCPU VM
+ * of no memory, or `requested` if it may take VMs; no record made. */
 int kc_place_vm(struct kc_server *srv, const char *requested, char **ret_host,
 		struct kc_error *err);
+struct kc_db_vm;
+/* Removes the placement keys ("zone", "cluster", "group") from a create
+ * body before kc_vm_request_from_json() sees it. */
+void kc_placement_strip(json_t *body);
+/* Checks the placement keys of a create body (KC_ERR_INVALID). */
+int kc_placement_check(const json_t *body, struct kc_error *err);
+/* Chooses the host for `vm` from the placement keys of the create `body`
+ * and `requested` (an admin's "host", may be NULL), and inserts its
+ * `creating` record there in the same transaction (kc_sched_place_insert);
+ * vm->host is ignored, *ret_host (malloc'd) is the choice.  No room is
+ * KC_ERR_NO_CAPACITY naming why each host was rejected. */
+int kc_place_and_record(struct kc_server *srv, const json_t *body, const char *requested,
+			const struct kc_db_vm *vm, bool check_quota, char **ret_host,
+			struct kc_error *err);
 
 /* Handlers: GET /api/v1/ca and POST /api/v1/join (no bearer token). */
 int kc_api_ca(struct kc_call *c, struct kc_error *err);

@@ -7,9 +7,9 @@
 
 #define HOST_COLS                                                                                  \
 	"name, uuid, facts, accel, accel_reason, check_result, checked_at, updated_at, zone, "     \
-	"cluster, state, cert_serial, last_seen_at"
+	"cluster, state, cert_serial, last_seen_at, flags"
 
-static const char *const host_json_cols[] = {"facts", "check_result", NULL};
+static const char *const host_json_cols[] = {"facts", "check_result", "flags", NULL};
 
 int kc_db_host_upsert(struct kc_db *db, const struct kc_db_host *h, struct kc_error *err)
 {

@@ -195,3 +195,15 @@ int kc_db_job_requeue_worker(struct kc_db *db, const char *worker, int64_t *ret_
 			  "WHERE worker = $1 AND state = 'running'",
 			  KC_DB_PARAMS(KC_DB_TEXT(worker), KC_DB_TEXT(now)), ret_count, err);
 }
+
+int kc_db_job_list_running(struct kc_db *db, const char *worker, json_t **ret,
+			   struct kc_error *err)
+{
+	if (kc_db_query(db,
+			"SELECT " JOB_COLS " FROM jobs WHERE worker = $1 AND state = 'running' "
+			"ORDER BY created_at, id",
+			KC_DB_PARAMS(KC_DB_TEXT(worker)), ret, err) < 0)
+		return -1;
+	kc_db_rows_parse_json(*ret, job_json_cols);
+	return 0;
+}

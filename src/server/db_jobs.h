@@ -44,3 +44,6 @@ int kc_db_job_finish(struct kc_db *db, const char *id, bool succeeded, const jso
  * *ret_count (may be NULL) says how many. */
 int kc_db_job_requeue_worker(struct kc_db *db, const char *worker, int64_t *ret_count,
 			     struct kc_error *err);
+/* The jobs `worker` has in state running, oldest first (start-up recovery). */
+int kc_db_job_list_running(struct kc_db *db, const char *worker, json_t **ret,
+			   struct kc_error *err);

@@ -136,6 +136,35 @@
 	");" \
 	"CREATE UNIQUE INDEX jobs_idempotency ON jobs(owner, idempotency_key);" \
 	"CREATE INDEX jobs_state ON jobs(state, created_at);"
+/* Version 4: several servers on one database (docs/server.md "High
+ * availability"): the servers and their agent endpoints, shared secrets
+ * (the cluster CA), and which server holds each host's link. */
+#define V4 \
+	"CREATE TABLE servers (" \
+	"  agent_endpoint TEXT PRIMARY KEY NOT NULL," \
+	"  api_url TEXT," \
+	"  started_at TEXT NOT NULL," \
+	"  last_seen_at TEXT NOT NULL" \
+	");" \
+	"CREATE TABLE cluster_secrets (" \
+	"  name TEXT PRIMARY KEY NOT NULL," \
+	"  value TEXT NOT NULL," \
+	"  created_at TEXT NOT NULL" \
+	");" \
+	"ALTER TABLE hosts ADD COLUMN connected_to TEXT;"
+
+/* Version 5: host flags (JSON array of strings: cpu_mismatch, unmanaged_vms)
+ * and affinity / anti-affinity groups of VMs. */
+#define V5_SCHED(JSON) \
+	"ALTER TABLE hosts ADD COLUMN flags TEXT" JSON("flags") ";" \
+	"CREATE TABLE vm_groups (" \
+	"  name TEXT PRIMARY KEY NOT NULL," \
+	"  policy TEXT NOT NULL CHECK (policy IN ('affinity', 'anti-affinity'))," \
+	"  owner TEXT REFERENCES users(name) ON UPDATE CASCADE ON DELETE CASCADE," \
+	"  created_at TEXT NOT NULL" \
+	");" \
+	"ALTER TABLE vms ADD COLUMN vm_group TEXT REFERENCES vm_groups(name) ON UPDATE CASCADE;" \
+	"CREATE INDEX vms_group ON vms(vm_group);"
 /* clang-format on */
 
 /* Version 3's data: the built-in admin user owns what exists already. */
@@ -187,6 +216,10 @@ static const struct migration {
 	/* 2: list a host's VMs without a scan */
 	{"CREATE INDEX vms_host ON vms(host);", NULL, NULL},
 	{V3(SQ_AUTO_ID, SQ_JSON), V3(PG_AUTO_ID, PG_JSON), v3_data},
+	/* 4: several servers on one database (ha.c) */
+	{V4, NULL, NULL},
+	/* 5: the scheduler - host flags, affinity groups (scheduler.c) */
+	{V5_SCHED(SQ_JSON), V5_SCHED(PG_JSON), NULL},
 };
 
 int kc_db_latest_version(void)

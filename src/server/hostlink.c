@@ -8,6 +8,7 @@
 #include "agentlink.h"
 #include "cleanup.h"
 #include "dispatch.h"
+#include "ha.h"
 #include "json_util.h"
 #include "server.h"
 
@@ -72,7 +73,17 @@ int kc_hostlink_get(struct kc_server *srv, const char *host, struct kc_hostlink 
 		return kc_error_set(err, KC_ERR_UNAVAILABLE,
 				    "host \"%s\" is not connected (the agent listener is off)",
 				    host);
-	return kc_agentlink_get(srv->alink, host, ret, err);
+	if (kc_agentlink_get(srv->alink, host, ret, err) == 0)
+		return 0;
+	/* Served by another server on the same database: say which. */
+	if (err && err->code == KC_ERR_UNAVAILABLE) {
+		struct kc_error e = {0};
+		if (kc_ha_elsewhere(srv, host, &e) < 0) {
+			kc_error_clear(err);
+			*err = e;
+		}
+	}
+	return -1;
 }
 
 void kc_hostlink_release(struct kc_hostlink *link)

@@ -36,6 +36,8 @@ static void usage(FILE *f)
 		"  --heartbeat S         agent heartbeat interval (default %d)\n"
 		"  --down-after S        Disconnected hosts become Down after S more seconds "
 		"(default 300)\n"
+		"  --cpu-overcommit R    vCPUs placed per host CPU (default 4.0)\n"
+		"  --mem-overcommit R    memory placed per host MiB (default 1.0)\n"
 		"  --agent-config FILE   agent settings (default <data-dir>/agent.conf if "
 		"present)\n"
 		"  -o KEY=VALUE          agent setting, overrides the file (repeatable)\n"
@@ -63,6 +65,8 @@ int main(int argc, char **argv)
 		OPT_ADVERTISE,
 		OPT_HEARTBEAT,
 		OPT_DOWN_AFTER,
+		OPT_CPU_OVERCOMMIT,
+		OPT_MEM_OVERCOMMIT,
 	};
 	static const struct option longopts[] = {
 		{"all-in-one", no_argument, NULL, OPT_ALL_IN_ONE},
@@ -80,6 +84,8 @@ int main(int argc, char **argv)
 		{"advertise", required_argument, NULL, OPT_ADVERTISE},
 		{"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
 		{"down-after", required_argument, NULL, OPT_DOWN_AFTER},
+		{"cpu-overcommit", required_argument, NULL, OPT_CPU_OVERCOMMIT},
+		{"mem-overcommit", required_argument, NULL, OPT_MEM_OVERCOMMIT},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -140,6 +146,21 @@ int main(int argc, char **argv)
 				opts.heartbeat_s = (unsigned)v;
 			else
 				opts.down_after_s = (unsigned)v;
+			break;
+		}
+		case OPT_CPU_OVERCOMMIT:
+		case OPT_MEM_OVERCOMMIT: {
+			char *end = NULL;
+			double r = strtod(optarg, &end);
+			if (!*optarg || *end || !(r >= 0.1 && r <= 64.0)) {
+				fprintf(stderr, "kvmcloud-server: --%s: expected a ratio 0.1..64\n",
+					c == OPT_CPU_OVERCOMMIT ? "cpu-overcommit" : "mem-overcommit");
+				return 2;
+			}
+			if (c == OPT_CPU_OVERCOMMIT)
+				opts.cpu_overcommit = r;
+			else
+				opts.mem_overcommit = r;
 			break;
 		}
 		case 'o':

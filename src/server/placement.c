@@ -1,59 +1,99 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * placement.c - where a new VM goes.  A stand-in for the scheduler of
- * issue 3 (free memory and vCPUs, overcommit, affinity): the choice lives
- * in this one function so that the scheduler replaces only its body.
+ * placement.c - the server's side of the scheduler (scheduler.c): the
+ * placement keys of a create body, the server's overcommit ratios and
+ * which hosts can be called now.
  */
 #include "cluster.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "agentlink.h"
 #include "cleanup.h"
 #include "hostlink.h"
 #include "json_util.h"
+#include "scheduler.h"
 #include "server.h"
+#include "validate.h"
 
-static int take(const char *name, char **ret, struct kc_error *err)
+static bool reachable(void *opaque, const char *host)
 {
-	*ret = strdup(name);
-	if (!*ret)
-		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	return kc_host_reachable(opaque, host);
+}
+
+static void sched_opts(const struct kc_server *srv, struct kc_sched_opts *o)
+{
+	o->cpu_ratio = srv->cpu_overcommit > 0 ? srv->cpu_overcommit
+					       : KC_SCHED_CPU_OVERCOMMIT_DEFAULT;
+	o->mem_ratio = srv->mem_overcommit > 0 ? srv->mem_overcommit
+					       : KC_SCHED_MEM_OVERCOMMIT_DEFAULT;
+}
+
+void kc_placement_strip(json_t *body)
+{
+	json_object_del(body, "zone");
+	json_object_del(body, "cluster");
+	json_object_del(body, "group");
+}
+
+/* Reads "zone", "cluster" and "group" of a create body into *p (borrowed
+ * from body); "host" is read by the caller. */
+static int placement_read(const json_t *body, struct kc_placement *p, struct kc_error *err)
+{
+	static const char *const group_keys[] = {"name", "policy", NULL};
+
+	if (kc_json_get_string(body, "zone", false, KC_NAME_MAX, &p->zone, err) < 0 ||
+	    kc_json_get_string(body, "cluster", false, KC_NAME_MAX, &p->cluster, err) < 0)
+		return -1;
+	if (p->zone && kc_name_validate(p->zone, "zone name", err) < 0)
+		return -1;
+	if (p->cluster && kc_name_validate(p->cluster, "cluster name", err) < 0)
+		return -1;
+	json_t *g = json_object_get(body, "group");
+	if (!g || json_is_null(g))
+		return 0;
+	if (!json_is_object(g))
+		return kc_error_set(err, KC_ERR_INVALID,
+				    "\"group\" must be an object {\"name\", \"policy\"}");
+	if (kc_json_check_keys(g, group_keys, "group", err) < 0 ||
+	    kc_json_get_string(g, "name", true, KC_NAME_MAX, &p->group, err) < 0 ||
+	    kc_json_get_string(g, "policy", false, 32, &p->policy, err) < 0 ||
+	    kc_name_validate(p->group, "group name", err) < 0)
+		return -1;
+	if (p->policy && strcmp(p->policy, "affinity") != 0 &&
+	    strcmp(p->policy, "anti-affinity") != 0)
+		return kc_error_set(err, KC_ERR_INVALID,
+				    "group policy must be \"affinity\" or \"anti-affinity\"");
 	return 0;
+}
+
+int kc_placement_check(const json_t *body, struct kc_error *err)
+{
+	struct kc_placement p = {0};
+
+	return placement_read(body, &p, err);
+}
+
+int kc_place_and_record(struct kc_server *srv, const json_t *body, const char *requested,
+			const struct kc_db_vm *vm, bool check_quota, char **ret_host,
+			struct kc_error *err)
+{
+	struct kc_placement p = {.host = requested};
+	struct kc_sched_opts o;
+
+	if (placement_read(body, &p, err) < 0)
+		return -1;
+	sched_opts(srv, &o);
+	kc_db_vm_sizes(vm->request, &p.vcpus, &p.memory_mib, &(int64_t){0});
+	return kc_sched_place_insert(srv->db, &o, &p, reachable, srv, vm, check_quota, ret_host,
+				     err);
 }
 
 int kc_place_vm(struct kc_server *srv, const char *requested, char **ret_host, struct kc_error *err)
 {
-	_cleanup_json_ json_t *rows = NULL;
-	size_t i;
-	json_t *row;
+	struct kc_placement p = {.host = requested, .vcpus = 1};
+	struct kc_sched_opts o;
 
-	if (requested) {
-		_cleanup_json_ json_t *h = NULL;
-		if (kc_db_host_get(srv->db, requested, &h, err) < 0)
-			return -1;
-		const char *state = json_string_value(json_object_get(h, "state"));
-		if (state && strcmp(state, "Pending") == 0)
-			return kc_error_set(err, KC_ERR_CONFLICT, "host \"%s\" has not joined yet",
-					    requested);
-		if (state && strcmp(state, "Maintenance") == 0)
-			return kc_error_set(err, KC_ERR_CONFLICT,
-					    "host \"%s\" is in maintenance: no new VMs", requested);
-		return take(requested, ret_host, err);
-	}
-	if (srv->agent && srv->host_name)
-		return take(srv->host_name, ret_host, err);
-
-	if (kc_db_host_list(srv->db, &rows, err) < 0)
-		return -1;
-	json_array_foreach(rows, i, row)
-	{
-		const char *name = json_string_value(json_object_get(row, "name"));
-		const char *state = json_string_value(json_object_get(row, "state"));
-		if (name && state && strcmp(state, "Up") == 0 && kc_host_reachable(srv, name))
-			return take(name, ret_host, err);
-	}
-	return kc_error_set(err, KC_ERR_UNAVAILABLE,
-			    "no host is Up and connected to place the VM on");
+	sched_opts(srv, &o);
+	return kc_sched_pick(srv->db, &o, &p, reachable, srv, ret_host, err);
 }

@@ -18,6 +18,7 @@
 #include "json_util.h"
 #include "kc-config.h"
 #include "reconcile.h"
+#include "jobs.h"
 
 /* Bounds on what clients can make the HTTP layer hold. */
 #define MAX_CONNECTIONS	     128
@@ -271,7 +272,10 @@ int kc_server_open(const struct kc_server_opts *o, struct kc_server **ret, struc
 	if (kc_reconcile_startup(srv, stderr, err) < 0)
 		goto fail;
 	kc_agent_set_event_cb(srv->agent, kc_reconcile_event, srv);
-agent_done:;
+agent_done:
+	/* After reconciliation: the rule for orphaned creates reads its result. */
+	if (kc_jobs_open(srv, err) < 0)
+		goto fail;
 	FILE *out = o->out ? o->out : stdout;
 	int out_fd = fileno(out);
 	unsigned auth_flags = o->reset_admin_token ? KC_AUTH_RESET : 0;
@@ -344,7 +348,7 @@ int kc_server_start(struct kc_server *srv, const struct kc_server_opts *o, struc
 	free_pem(&srv->tls_cert_pem);
 
 	fprintf(out, "kvmcloud-server %s listening on %s\n", KC_VERSION, srv->listen_url);
-	if (kc_cluster_start(srv, out, err) < 0)
+	if (kc_cluster_start(srv, out, err) < 0 || kc_jobs_start(srv, err) < 0)
 		return -1;
 	if (srv->agent) {
 		enum kc_accel accel = kc_agent_accel(srv->agent);
@@ -377,6 +381,7 @@ void kc_server_free(struct kc_server *srv)
 	if (srv->inst_ready)
 		ulfius_clean_instance(&srv->inst);
 	/* Agents after HTTP (no call in flight any more), before the database. */
+	kc_jobs_free(srv); /* workers call hosts and the database */
 	kc_cluster_stop(srv);
 	if (srv->agent) {
 		kc_agent_set_event_cb(srv->agent, NULL, NULL);

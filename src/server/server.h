@@ -38,6 +38,8 @@ struct kc_server_opts {
 	const char *tls_mode;	  /* "auto" (NULL), "on", "off" */
 	unsigned heartbeat_s;	  /* 0: the default (tests shorten it) */
 	unsigned down_after_s;	  /* 0: the default */
+	/* Scheduler overcommit ratios (0: the defaults, scheduler.h). */
+	double cpu_overcommit, mem_overcommit;
 };
 
 struct kc_server {
@@ -64,6 +66,8 @@ struct kc_server {
 	bool agent_listen_on;
 	struct sockaddr_storage agent_addr;
 	unsigned heartbeat_s, down_after_s;
+	double cpu_overcommit, mem_overcommit; /* the scheduler's; 0: defaults */
+	struct kc_jobs *jobs; /* the job runner (jobs.h) */
 };
 
 /* Checks the options, opens the database, starts the embedded agent,

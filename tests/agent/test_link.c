@@ -363,13 +363,27 @@ static void *run_main(void *arg)
 
 static void test_link(struct kc_agent *a, int port)
 {
-	char endpoint[64];
+	char endpoint[64], dead[64], endpoints[160];
 	snprintf(endpoint, sizeof(endpoint), "127.0.0.1:%d", port);
+	/* Several servers (docs/protocol.md): the first is dead (a port
+	 * nobody listens on any more), so every connection below comes
+	 * through the rotation to the second. */
+	int dfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in da = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t dlen = sizeof(da);
+	if (dfd < 0 || bind(dfd, (struct sockaddr *)&da, sizeof(da)) < 0 ||
+	    getsockname(dfd, (struct sockaddr *)&da, &dlen) < 0)
+		da.sin_port = htons(1);
+	if (dfd >= 0)
+		close(dfd);
+	snprintf(dead, sizeof(dead), "127.0.0.1:%d", ntohs(da.sin_port));
+	snprintf(endpoints, sizeof(endpoints), "%s, %s", dead, endpoint);
 	struct kc_link_config cfg = {
 		.ca_file = path("ca.crt"),
 		.cert_file = path("agent.crt"),
 		.key_file = path("agent.key"),
-		.endpoint = endpoint,
+		.endpoint = dead,
+		.endpoints = endpoints,
 		.server_name = "127.0.0.1",
 		.backoff_min_ms = 100,
 		.backoff_max_ms = 400,
@@ -398,6 +412,8 @@ static void test_link(struct kc_agent *a, int port)
 	if (l) {
 		test_requests(l);
 		test_events(l);
+		ok(log_count("attempt 1 failed") >= 1 && log_count("connected to 127.0.0.1") >= 1,
+		   "the dead first endpoint is skipped for the next one");
 		for (int i = 0; i < 10 && heartbeats < 2; i++)
 			json_decref(wait_for(l, "nothing", -1, 500, &err));
 		kc_error_clear(&err);

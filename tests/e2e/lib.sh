@@ -55,8 +55,11 @@ server_start() {
 		cp "$KC_IMAGE" "$KC_E2E_DATA/images/kctest.qcow2.tmp"
 		mv "$KC_E2E_DATA/images/kctest.qcow2.tmp" "$KC_E2E_DATA/images/kctest.qcow2"
 	fi
+	# KC_E2E_DB=postgresql://...: the same tests on PostgreSQL.
+	local db=()
+	[ -z "${KC_E2E_DB:-}" ] || db=(--db "$KC_E2E_DB")
 	"$KC_SERVER_BIN" --all-in-one --data-dir "$KC_E2E_DATA" --listen "127.0.0.1:$KC_PORT" \
-		-o storage.pool=$KC_POOL "$@" >>"$KC_E2E_DATA/server.log" 2>&1 &
+		"${db[@]}" -o storage.pool=$KC_POOL "$@" >>"$KC_E2E_DATA/server.log" 2>&1 &
 	_server_pid=$!
 	local i
 	for i in $(seq 1 300); do

@@ -226,10 +226,12 @@ static bool fake_hello(struct fake *f, json_t *domains)
 {
 	if (!fake_tls(f))
 		return false;
-	if (!fake_send(f, json_pack("{s:i,s:s,s:s,s:{s:s,s:s},s:o}", "v", 1, "type", "hello",
-				    "agent_version", "test", "facts", "uuid",
-				    "00000000-0000-4000-8000-000000000001", "accel", "tcg",
-				    "domains", domains ? domains : json_array())))
+	/* cpus and memory_kib: the scheduler places only on hosts it can size. */
+	if (!fake_send(f, json_pack("{s:i,s:s,s:s,s:{s:s,s:s,s:i,s:i},s:o}", "v", 1, "type",
+				    "hello", "agent_version", "test", "facts", "uuid",
+				    "00000000-0000-4000-8000-000000000001", "accel", "tcg", "cpus",
+				    4, "memory_kib", 4194304, "domains",
+				    domains ? domains : json_array())))
 		return false;
 	_cleanup_json_ json_t *w = fake_recv(f, 5000);
 	const char *t = json_string_value(json_object_get(w, "type"));
