@@ -23,6 +23,7 @@
 
 #include <curl/curl.h>
 
+#include "agent_priv.h"
 #include "cleanup.h"
 #include "config.h"
 #include "io.h"
@@ -174,26 +175,6 @@ static int check_pin(const char *pem, const char *pin, const char *what, struct 
 		return kc_error_set(err, KC_ERR_UNAUTHORIZED,
 				    "%s has SHA-256 %s, not the pinned %s: refusing to trust it",
 				    what, fp, pin);
-	return 0;
-}
-
-/* Makes dir and its missing parents; the last one 0700 (it holds keys). */
-static int make_dirs(const char *dir, struct kc_error *err)
-{
-	_cleanup_free_ char *p = strdup(dir);
-	if (!p)
-		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
-	for (char *s = p + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, 0755) < 0 && errno != EEXIST)
-			return kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "cannot create %s",
-						  p);
-		*s = '/';
-	}
-	if (mkdir(p, 0700) < 0 && errno != EEXIST)
-		return kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "cannot create %s", p);
 	return 0;
 }
 
@@ -356,7 +337,8 @@ static int join(const struct kc_cli_opts *o, struct kc_error *err)
 	if (asprintf(&ca_url, "%.*s/api/v1/ca", (int)ulen, url) < 0 ||
 	    asprintf(&join_url, "%.*s/api/v1/join", (int)ulen, url) < 0)
 		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
-	if (make_dirs(dir, err) < 0)
+	/* The last folder holds keys: 0700. */
+	if (kc_mkdir_p(dir, 0700, err) < 0)
 		return -1;
 
 	/* 1. The CA, believed only if it is the pinned one. */
