@@ -346,38 +346,13 @@ static int exec_after_record_gone(struct kc_db *db, const char *sql,
 	return real_ops->exec(db, sql, params, n, ret_changes, err);
 }
 
-/* The agent reads only the qcow2 header of an image; the test driver never
- * opens it. */
-static bool write_fake_image(void)
-{
-	/* A qcow2 v3 header (big-endian fields), no backing file, no
-	 * features: version 3, cluster_bits 16, size 64 MiB, refcount_order
-	 * 4, header_length 104. */
-	unsigned char h[104] = {'Q', 'F', 'I', 0xfb, 0, 0, 0, 3};
-	char path[256];
-
-	h[23] = 16;
-	h[28] = 0x04;
-	h[99] = 4;
-	h[103] = 104;
-	snprintf(path, sizeof(path), "%s/images", dir);
-	if (mkdir(path, 0755) < 0 && errno != EEXIST)
-		return false;
-	snprintf(path, sizeof(path), "%s/images/kctest.qcow2", dir);
-	FILE *f = fopen(path, "we");
-	bool ok = f && fwrite(h, sizeof(h), 1, f) == 1;
-	if (f)
-		ok = fclose(f) == 0 && ok;
-	return ok;
-}
-
 KC_TEST(create_whose_record_vanished_is_rolled_back)
 {
 	static const char body[] = "{\"name\":\"kcsrv-vanish\",\"memory_mib\":64,\"image\":"
 				   "\"kctest\",\"start\":false}";
 	struct kc_db_ops ops;
 
-	if (!KC_CHECK(write_fake_image()))
+	if (!KC_CHECK(srvtest_write_fake_image(dir)))
 		return;
 	real_ops = srv->db->ops;
 	ops = *real_ops;

@@ -75,26 +75,6 @@ static const char *err_msg(const struct reply *r)
 	return json_string_value(json_object_get(json_object_get(r->json, "error"), "message"));
 }
 
-static bool write_fake_image(void)
-{
-	unsigned char h[104] = {'Q', 'F', 'I', 0xfb, 0, 0, 0, 3};
-	char path[256];
-
-	h[23] = 16;
-	h[28] = 0x04;
-	h[99] = 4;
-	h[103] = 104;
-	snprintf(path, sizeof(path), "%s/images", dir);
-	if (mkdir(path, 0755) < 0 && errno != EEXIST)
-		return false;
-	snprintf(path, sizeof(path), "%s/images/kctest.qcow2", dir);
-	FILE *f = fopen(path, "we");
-	bool ok = f && fwrite(h, sizeof(h), 1, f) == 1;
-	if (f)
-		ok = fclose(f) == 0 && ok;
-	return ok;
-}
-
 /* Makes a user and a token for them (as admin); the token goes to out. */
 static bool make_user(const char *name, const char *password, char *out)
 {
@@ -180,7 +160,7 @@ KC_TEST(a_users_vm_is_invisible_to_another_user)
 {
 	static const char body[] = "{\"name\":\"kcauthz-a1\",\"memory_mib\":64,\"image\":"
 				   "\"kctest\",\"start\":false}";
-	if (!KC_CHECK(write_fake_image()))
+	if (!KC_CHECK(srvtest_write_fake_image(dir)))
 		return;
 	struct reply r = call("POST", "/api/v1/vms", tok_a, body);
 	KC_CHECK_INT(r.status, 201);

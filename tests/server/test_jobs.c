@@ -124,27 +124,6 @@ static bool start_server(void)
 	return true;
 }
 
-/* The agent reads only the qcow2 header of an image. */
-static bool write_fake_image(void)
-{
-	unsigned char h[104] = {'Q', 'F', 'I', 0xfb, 0, 0, 0, 3};
-	char path[256];
-
-	h[23] = 16;
-	h[28] = 0x04;
-	h[99] = 4;
-	h[103] = 104;
-	snprintf(path, sizeof(path), "%s/images", dir);
-	if (mkdir(path, 0755) < 0 && errno != EEXIST)
-		return false;
-	snprintf(path, sizeof(path), "%s/images/kctest.qcow2", dir);
-	FILE *f = fopen(path, "we");
-	bool ok = f && fwrite(h, sizeof(h), 1, f) == 1;
-	if (f)
-		ok = fclose(f) == 0 && ok;
-	return ok;
-}
-
 KC_TEST(async_create_is_202_and_the_job_succeeds)
 {
 	static const char body[] =
@@ -152,7 +131,7 @@ KC_TEST(async_create_is_202_and_the_job_succeeds)
 
 	_cleanup_json_ json_t *done = NULL;
 
-	if (!KC_CHECK(srv && write_fake_image()))
+	if (!KC_CHECK(srv && srvtest_write_fake_image(dir)))
 		return;
 	struct reply r = call("POST", "/api/v1/vms?async=true", body, NULL);
 	KC_CHECK_INT(r.status, 202);
