@@ -8,7 +8,7 @@ DATA_DIR   ?= /var/lib/kvmcloud
 CACHE_DIR  ?= /var/cache/kvmcloud
 IMAGE      := $(CACHE_DIR)/test-image/kctest.qcow2
 
-.PHONY: all bootstrap build build-asan image run check check-long bench bench-fleet format clean
+.PHONY: all bootstrap build build-asan image run check check-long bench bench-fleet bench-clone format clean
 
 all: build
 
@@ -44,6 +44,11 @@ check: bootstrap
 check-long bench: bootstrap
 	$(MAKE) build image
 	bench/vm_create.sh $(BUILD) $(IMAGE)
+
+# Linked and full clones, 50 parallel creates from one template (BENCH_PAR).
+bench-clone: bootstrap
+	$(MAKE) build image
+	bench/clone.sh $(BUILD) $(IMAGE)
 
 # One server, 1,000 simulated agents, 10,000 VMs on loopback (FLEET_N, FLEET_VMS).
 bench-fleet: bootstrap

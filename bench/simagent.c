@@ -49,8 +49,10 @@ static void log_line(const char *line, void *opaque)
 		fprintf(stderr, "simagent %s: %s\n", (const char *)opaque, line);
 }
 
-/* The test driver's node file: VMS running domains vm-0 .. vm-(VMS-1). */
-static int write_node(const char *path, unsigned vms)
+/* The test driver's node file: VMS running domains f<host>-vm-0 ..
+ * f<host>-vm-(VMS-1), names unique in the fleet so that they can be
+ * imported as records. */
+static int write_node(const char *path, unsigned host, unsigned vms)
 {
 	xmlTextWriterPtr w = xmlNewTextWriterFilename(path, 0);
 	if (!w)
@@ -59,7 +61,7 @@ static int write_node(const char *path, unsigned vms)
 		 xmlTextWriterStartElement(w, BAD_CAST "node") < 0;
 	for (unsigned j = 0; !rc && j < vms; j++) {
 		char name[32];
-		snprintf(name, sizeof(name), "vm-%u", j);
+		snprintf(name, sizeof(name), "f%05u-vm-%u", host, j);
 		rc = xmlTextWriterStartElement(w, BAD_CAST "domain") < 0 ||
 		     xmlTextWriterWriteAttribute(w, BAD_CAST "type", BAD_CAST "test") < 0 ||
 		     xmlTextWriterWriteElement(w, BAD_CAST "name", BAD_CAST name) < 0 ||
@@ -90,7 +92,7 @@ static int host_setup(struct sim_host *h, const char *base, unsigned i, unsigned
 	    asprintf(&key, "%s/pki/agent.key", dir) < 0 ||
 	    asprintf(&conf, "%s/pki/server.conf", dir) < 0)
 		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
-	if (write_node(node, vms) < 0)
+	if (write_node(node, i, vms) < 0)
 		return kc_error_set(err, KC_ERR_INTERNAL, "cannot write %s", node);
 	if (kc_config_set(cfg, "libvirt.uri", uri, err) < 0 ||
 	    kc_config_set(cfg, "data.dir", data, err) < 0 ||

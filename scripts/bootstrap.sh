@@ -13,11 +13,13 @@ PACKAGES="build-essential meson ninja-build pkg-config
   libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
   qemu-system-x86 qemu-utils
   libsqlite3-dev libpq-dev postgresql libjansson-dev libxml2-dev
-  libulfius-dev liborcania-dev libyder-dev libmicrohttpd-dev
+  libulfius-dev liborcania-dev libyder-dev libmicrohttpd-dev libwebsockets-dev
   libcurl4-gnutls-dev libsodium-dev libgnutls28-dev
   linux-image-cloud-amd64 busybox-static extlinux syslinux-common
   fdisk e2fsprogs xorriso dnsmasq-base iproute2 procps curl ca-certificates
-  python3 time gnutls-bin openssl wrk"
+  python3 time gnutls-bin openssl wrk
+  libvirt-daemon-driver-storage-iscsi-direct qemu-block-extra libnfs-dev
+  tgt nfs-ganesha nfs-ganesha-vfs rpcbind"
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -86,4 +88,14 @@ if [ ! -d /var/lib/libvirt/qemu ]; then
 fi
 
 # --- daemons ---------------------------------------------------------------
+# libvirtd loads its storage backends at start: one running from before the
+# iscsi-direct backend was installed must restart to have it (its guests
+# keep running).  start-libvirt.sh below starts it again.
+if [[ " ${missing[*]} " == *" libvirt-daemon-driver-storage-iscsi-direct "* ]] &&
+    [ -s /var/run/libvirtd.pid ] && kill -0 "$(cat /var/run/libvirtd.pid)" 2>/dev/null; then
+    pid=$(cat /var/run/libvirtd.pid)
+    kill "$pid"
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    echo "bootstrap: stopped libvirtd to load the iscsi-direct storage backend"
+fi
 "$HERE/start-libvirt.sh"

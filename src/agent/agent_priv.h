@@ -194,6 +194,9 @@ int kc_intent_begin(struct kc_agent *a, virConnectPtr conn, virStoragePoolPtr po
 int kc_intent_note(struct kc_intent *in, const char *file, struct kc_error *err);
 /* Removes and unlocks the record: the domain is defined or all rolled back. */
 void kc_intent_end(struct kc_intent *in);
+/* Unlocks the record but keeps it: a rollback that could not reach libvirt
+ * leaves it for kc_intents_reap() at the agent's next start. */
+void kc_intent_abandon(struct kc_intent *in);
 /* At start-up: for each record whose creator died, removes the files it
  * named and the VM's console log if no domain exists, then the record.
  * Returns how many files were removed. */
@@ -225,6 +228,53 @@ const char *kc_vm_state_name(int state);
 char **kc_vm_disk_paths(virDomainPtr dom, struct kc_error *err);
 void kc_strv_free(char **v);
 
+/* ---- snapshot.c ---- */
+int kc_snapshots_count(virDomainPtr d, int *ret, struct kc_error *err);
+/* Deletes every snapshot of the domain, data included. */
+int kc_snapshots_delete_all(virDomainPtr d, struct kc_error *err);
+
 /* ---- events.c ---- */
 int kc_events_register(struct kc_agent *a, virConnectPtr conn);
 void kc_events_unregister(struct kc_agent *a, virConnectPtr conn);
+
+/* ---- clone.c (docs/storage.md "Clones") ---- */
+struct kc_pool;
+/* Where a create's volumes go: a folder pool (default, dir, mountpoint). */
+struct kc_clone_target {
+	char name[KC_NAME_MAX + 1]; /* the API's pool name */
+	char *dir;		    /* its folder */
+	virStoragePoolPtr pool;	    /* its libvirt pool */
+	struct kc_pool *kp;	    /* pool.h handle; NULL for the default pool */
+};
+/* def NULL or "default": the agent's own pool.  Other types than dir and
+ * mountpoint are KC_ERR_INVALID (guests get file disks only, for now). */
+int kc_clone_target_open(struct kc_agent *a, virConnectPtr conn, const struct kc_pool_def *def,
+			 struct kc_clone_target *ret, struct kc_error *err);
+void kc_clone_target_close(struct kc_clone_target *t); /* accepts zeroed */
+/* The template file's SHA-256: from its verified record, or hashed once
+ * (and recorded). */
+int kc_clone_template_sha256(const char *path, char hex[static 65], struct kc_error *err);
+/* "base-<image, at most 36 chars>-<first 16 hex of sha256>.qcow2". */
+void kc_clone_base_name(const char *image, const char *sha256, char *buf, size_t len);
+bool kc_clone_is_base_name(const char *vol);
+/* Makes sure the read-only base volume of template `image` is in t (a copy
+ * made once, under a per-(pool, base) flock shared by every process and
+ * host that sees the folder); *ret_base its path.  The temporary file of a
+ * copy is named in `in` first. */
+int kc_clone_base_ensure(struct kc_agent *a, struct kc_clone_target *t, const char *image,
+			 const char *template_path, struct kc_intent *in, char **ret_base,
+			 struct kc_error *err);
+/* Copies the template into new volume `vol` of t (qemu-img convert -p,
+ * progress under `vm`), grown to capacity if that is larger than
+ * template_size.  The caller named vol in its intent record. */
+int kc_clone_full(struct kc_agent *a, struct kc_clone_target *t, const char *vm,
+		  const char *template_path, const char *vol, uint64_t capacity,
+		  uint64_t template_size, struct kc_error *err);
+/* Percent of the full copy running for vm, -1 if none. */
+int kc_clone_progress(struct kc_agent *a, const char *vm);
+#define KC_QEMU_IMG "/usr/bin/qemu-img"
+/* Runs qemu-img (argv[0] KC_QEMU_IMG, absolute paths only) with its stdout
+ * read for "-p" progress, each percentage handed to on_pct (may be NULL);
+ * a failure is KC_ERR_INTERNAL "<what>: qemu-img failed: <last stderr line>". */
+int kc_qemu_img_run(char *const argv[], void (*on_pct)(void *, int), void *opaque,
+		    const char *what, struct kc_error *err);

@@ -10,6 +10,7 @@
 #include "cleanup.h"
 #include "dispatch.h"
 #include "json_util.h"
+#include "pool.h"
 #include "validate.h"
 #include "vmspec.h"
 
@@ -27,6 +28,15 @@ struct op_args {
 	uint64_t offset;
 	uint64_t max;
 	struct kc_vm_request req;
+	struct kc_pool_def pool; /* pool.* (pool.h), vm.create's "pool_def" */
+	bool has_pool;
+	const json_t *raw; /* ops that check their own args (image_cache.c) */
+	/* vm.snapshot.* and vm.delete's "snapshots" */
+	const char *snapshot;
+	const char *description;
+	bool start;
+	bool with_children;
+	bool with_snapshots;
 };
 
 struct op {
@@ -53,10 +63,21 @@ static int v_check(const json_t *args, struct op_args *oa, struct kc_error *err)
 	return kc_json_get_bool(args, "probe_kvm", false, &oa->probe_kvm, err);
 }
 
-/* args is the VM request itself: its parser refuses unknown keys. */
+/* args is the VM request itself (its parser refuses unknown keys), plus
+ * "pool_def", the definition of a pool other than "default" the server
+ * adds (the agent keeps no pool state). */
 static int v_create(const json_t *args, struct op_args *oa, struct kc_error *err)
 {
-	return kc_vm_request_from_json(args, &oa->req, err);
+	json_t *def = json_object_get(args, "pool_def");
+	if (!def)
+		return kc_vm_request_from_json(args, &oa->req, err);
+	_cleanup_json_ json_t *req = json_copy((json_t *)args);
+	if (!req || json_object_del(req, "pool_def") < 0)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	if (kc_pool_def_from_json(def, NULL, false, &oa->pool, err) < 0)
+		return -1;
+	oa->has_pool = true;
+	return kc_vm_request_from_json(req, &oa->req, err);
 }
 
 static int v_shutdown(const json_t *args, struct op_args *oa, struct kc_error *err)
@@ -71,9 +92,41 @@ static int v_shutdown(const json_t *args, struct op_args *oa, struct kc_error *e
 
 static int v_delete(const json_t *args, struct op_args *oa, struct kc_error *err)
 {
-	if (need_name(args, oa, err) < 0)
+	if (need_name(args, oa, err) < 0 ||
+	    kc_json_get_bool(args, "snapshots", false, &oa->with_snapshots, err) < 0)
 		return -1;
 	return kc_json_get_bool(args, "with_disks", false, &oa->with_disks, err);
+}
+
+/* vm.snapshot.*: "name" is the VM's, "snapshot" the snapshot's. */
+static int v_snap(const json_t *args, struct op_args *oa, struct kc_error *err)
+{
+	if (need_name(args, oa, err) < 0 ||
+	    kc_json_get_string(args, "snapshot", true, KC_NAME_MAX, &oa->snapshot, err) < 0)
+		return -1;
+	return kc_name_validate(oa->snapshot, "snapshot name", err);
+}
+
+static int v_snap_create(const json_t *args, struct op_args *oa, struct kc_error *err)
+{
+	if (v_snap(args, oa, err) < 0)
+		return -1;
+	return kc_json_get_string(args, "description", false, KC_SNAPSHOT_DESC_MAX,
+				  &oa->description, err);
+}
+
+static int v_snap_revert(const json_t *args, struct op_args *oa, struct kc_error *err)
+{
+	if (v_snap(args, oa, err) < 0)
+		return -1;
+	return kc_json_get_bool(args, "start", false, &oa->start, err);
+}
+
+static int v_snap_delete(const json_t *args, struct op_args *oa, struct kc_error *err)
+{
+	if (v_snap(args, oa, err) < 0)
+		return -1;
+	return kc_json_get_bool(args, "children", false, &oa->with_children, err);
 }
 
 static int v_log(const json_t *args, struct op_args *oa, struct kc_error *err)
@@ -84,6 +137,79 @@ static int v_log(const json_t *args, struct op_args *oa, struct kc_error *err)
 	    kc_json_get_uint(args, "offset", false, 0, INT64_MAX, &oa->offset, err) < 0)
 		return -1;
 	return kc_json_get_uint(args, "max", false, 1, KC_OP_LOG_MAX, &oa->max, err);
+}
+
+static int v_raw(const json_t *args, struct op_args *oa, struct kc_error *err)
+{
+	oa->raw = args;
+	return 0;
+}
+
+static int r_image_ensure(struct kc_agent *a, struct op_args *oa, json_t **ret,
+			  struct kc_error *err)
+{
+	return kc_agent_image_ensure(a, oa->raw, ret, err);
+}
+
+static int r_image_put(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc_error *err)
+{
+	return kc_agent_image_put(a, oa->raw, ret, err);
+}
+
+static int r_image_commit(struct kc_agent *a, struct op_args *oa, json_t **ret,
+			  struct kc_error *err)
+{
+	return kc_agent_image_commit(a, oa->raw, ret, err);
+}
+
+/* vol.* (volume.c checks its own args). */
+#define VOL_OP(op)                                                                                 \
+	static int r_vol_##op(struct kc_agent *a, struct op_args *oa, json_t **ret,                \
+			      struct kc_error *err)                                                \
+	{                                                                                          \
+		return kc_agent_vol_##op(a, oa->raw, ret, err);                                    \
+	}
+VOL_OP(create)
+VOL_OP(delete)
+VOL_OP(resize)
+VOL_OP(attach)
+VOL_OP(detach)
+VOL_OP(upload)
+VOL_OP(download)
+
+/* pool.*: {"pool": the whole definition}; the agent keeps no pool state. */
+static int v_pool(const json_t *args, struct op_args *oa, struct kc_error *err)
+{
+	json_t *def = json_object_get(args, "pool");
+	if (!def)
+		return kc_error_set(err, KC_ERR_INVALID, "pool args need \"pool\"");
+	return kc_pool_def_from_json(def, NULL, true, &oa->pool, err);
+}
+
+static int r_pool_ensure(struct kc_agent *a, struct op_args *oa, json_t **ret,
+			 struct kc_error *err)
+{
+	return kc_agent_pool_ensure(a, &oa->pool, ret, err);
+}
+
+static int r_pool_info(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc_error *err)
+{
+	return kc_agent_pool_info(a, &oa->pool, ret, err);
+}
+
+static int r_pool_volumes(struct kc_agent *a, struct op_args *oa, json_t **ret,
+			  struct kc_error *err)
+{
+	return kc_agent_pool_volumes(a, &oa->pool, ret, err);
+}
+
+static int r_pool_remove(struct kc_agent *a, struct op_args *oa, json_t **ret,
+			 struct kc_error *err)
+{
+	if (kc_agent_pool_remove(a, &oa->pool, err) < 0)
+		return -1;
+	*ret = json_object();
+	return *ret ? 0 : kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 }
 
 static int r_facts(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc_error *err)
@@ -98,7 +224,7 @@ static int r_check(struct kc_agent *a, struct op_args *oa, json_t **ret, struct 
 
 static int r_create(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc_error *err)
 {
-	return kc_agent_vm_create(a, &oa->req, ret, err);
+	return kc_agent_vm_create_in(a, &oa->req, oa->has_pool ? &oa->pool : NULL, ret, err);
 }
 
 static int empty_result(json_t **ret, struct kc_error *err)
@@ -145,7 +271,7 @@ static int r_shutdown(struct kc_agent *a, struct op_args *oa, json_t **ret, stru
 
 static int r_delete(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc_error *err)
 {
-	if (kc_agent_vm_delete(a, oa->name, oa->with_disks, err) < 0)
+	if (kc_agent_vm_delete_full(a, oa->name, oa->with_disks, oa->with_snapshots, err) < 0)
 		return -1;
 	return empty_result(ret, err);
 }
@@ -205,6 +331,41 @@ static int r_log(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc
 	return 0;
 }
 
+static int r_snap_create(struct kc_agent *a, struct op_args *oa, json_t **ret,
+			 struct kc_error *err)
+{
+	return kc_agent_snapshot_create(a, oa->name, oa->snapshot, oa->description, ret, err);
+}
+
+static int r_snap_list(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc_error *err)
+{
+	return kc_agent_snapshot_list(a, oa->name, ret, err);
+}
+
+static int r_snap_show(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc_error *err)
+{
+	return kc_agent_snapshot_show(a, oa->name, oa->snapshot, ret, err);
+}
+
+static int r_snap_revert(struct kc_agent *a, struct op_args *oa, json_t **ret,
+			 struct kc_error *err)
+{
+	return kc_agent_snapshot_revert(a, oa->name, oa->snapshot, oa->start, ret, err);
+}
+
+static int r_snap_delete(struct kc_agent *a, struct op_args *oa, json_t **ret,
+			 struct kc_error *err)
+{
+	unsigned n = 0;
+	if (kc_agent_snapshot_delete(a, oa->name, oa->snapshot, oa->with_children, &n, err) < 0)
+		return -1;
+	json_t *r = json_pack("{s:s,s:i}", "deleted", oa->snapshot, "count", (int)n);
+	if (!r)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	*ret = r;
+	return 0;
+}
+
 static int r_stats(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc_error *err)
 {
 	return kc_agent_vm_stats(a, ret, err);
@@ -214,14 +375,49 @@ static const char *const k_none[] = {NULL};
 static const char *const k_check[] = {"probe_kvm", NULL};
 static const char *const k_name[] = {"name", NULL};
 static const char *const k_shutdown[] = {"name", "timeout_s", "force", NULL};
-static const char *const k_delete[] = {"name", "with_disks", NULL};
+static const char *const k_delete[] = {"name", "with_disks", "snapshots", NULL};
+static const char *const k_snap[] = {"name", "snapshot", NULL};
+static const char *const k_snap_create[] = {"name", "snapshot", "description", NULL};
+static const char *const k_snap_revert[] = {"name", "snapshot", "start", NULL};
+static const char *const k_snap_delete[] = {"name", "snapshot", "children", NULL};
 static const char *const k_log[] = {"name", "offset", "max", NULL};
+
+static const char *const k_pool[] = {"pool", NULL};
+
+/* vm.create.progress, vm.template.* (clone.c, template.c) */
+static int r_create_progress(struct kc_agent *a, struct op_args *oa, json_t **ret,
+			     struct kc_error *err)
+{
+	return kc_agent_vm_create_progress(a, oa->name, ret, err);
+}
+
+static int r_template_prepare(struct kc_agent *a, struct op_args *oa, json_t **ret,
+			      struct kc_error *err)
+{
+	return kc_agent_template_prepare(a, oa->raw, ret, err);
+}
+
+static int r_template_read(struct kc_agent *a, struct op_args *oa, json_t **ret,
+			   struct kc_error *err)
+{
+	return kc_agent_template_read(a, oa->raw, ret, err);
+}
+
+static int r_template_done(struct kc_agent *a, struct op_args *oa, json_t **ret,
+			   struct kc_error *err)
+{
+	return kc_agent_template_done(a, oa->raw, ret, err);
+}
 
 static const struct op ops[] = {
 	{"host.facts", k_none, v_none, r_facts},
 	{"host.check", k_check, v_check, r_check},
 	{"host.stats", k_none, v_none, r_stats},
 	{"vm.create", NULL, v_create, r_create},
+	{"vm.create.progress", k_name, need_name, r_create_progress},
+	{"vm.template.prepare", NULL, v_raw, r_template_prepare},
+	{"vm.template.read", NULL, v_raw, r_template_read},
+	{"vm.template.done", NULL, v_raw, r_template_done},
 	{"vm.start", k_name, need_name, r_start},
 	{"vm.shutdown", k_shutdown, v_shutdown, r_shutdown},
 	{"vm.reboot", k_name, need_name, r_reboot},
@@ -231,6 +427,25 @@ static const struct op ops[] = {
 	{"vm.show", k_name, need_name, r_show},
 	{"vm.log", k_log, v_log, r_log},
 	{"vm.stats", k_none, v_none, r_stats}, /* the same, by the name of agent.h */
+	{"image.ensure", NULL, v_raw, r_image_ensure},
+	{"image.put", NULL, v_raw, r_image_put},
+	{"image.commit", NULL, v_raw, r_image_commit},
+	{"vm.snapshot.create", k_snap_create, v_snap_create, r_snap_create},
+	{"vm.snapshot.list", k_name, need_name, r_snap_list},
+	{"vm.snapshot.show", k_snap, v_snap, r_snap_show},
+	{"vm.snapshot.revert", k_snap_revert, v_snap_revert, r_snap_revert},
+	{"vm.snapshot.delete", k_snap_delete, v_snap_delete, r_snap_delete},
+	{"pool.ensure", k_pool, v_pool, r_pool_ensure},
+	{"pool.info", k_pool, v_pool, r_pool_info},
+	{"pool.volumes", k_pool, v_pool, r_pool_volumes},
+	{"pool.remove", k_pool, v_pool, r_pool_remove},
+	{"vol.create", NULL, v_raw, r_vol_create},
+	{"vol.delete", NULL, v_raw, r_vol_delete},
+	{"vol.resize", NULL, v_raw, r_vol_resize},
+	{"vol.attach", NULL, v_raw, r_vol_attach},
+	{"vol.detach", NULL, v_raw, r_vol_detach},
+	{"vol.upload", NULL, v_raw, r_vol_upload},
+	{"vol.download", NULL, v_raw, r_vol_download},
 };
 
 static const struct op *op_find(const char *name)
@@ -269,6 +484,7 @@ int kc_agent_dispatch(struct kc_agent *a, const char *op, const json_t *args, js
 	    row->validate(args, &oa, err) == 0)
 		r = row->run(a, &oa, &result, err);
 	kc_vm_request_clear(&oa.req);
+	kc_pool_def_clear(&oa.pool);
 	if (r < 0)
 		return -1;
 	*ret_result = result;

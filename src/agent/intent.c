@@ -25,7 +25,8 @@
 #include "io.h"
 
 #define INTENT_DIR	 ".creating"
-#define INTENT_MAX_BYTES 16384 /* pid line + a few file names */
+#define INTENT_MAX_BYTES 32768 /* pid line + at most 7 names, some whole paths */
+#define INTENT_LINE_MAX	 4200
 #define LOCK_TRIES	 50    /* x 20 ms: a reaper holds a dead create's lock briefly */
 
 /* Is `file` one of the names a create of `vm` makes: <vm>-root.qcow2,
@@ -45,6 +46,23 @@ static bool owned_by(const char *file, const char *vm)
 	while (*d >= '0' && *d <= '9')
 		d++;
 	return d > s && d - s <= 3 && strcmp(d, ".qcow2") == 0;
+}
+
+/* A whole path a create named (clone.c, a pool other than storage.dir):
+ * trusted only for a VM's own volume name, or for the temporary copy of a
+ * base volume (".base-....part", unique to the process that made it), in
+ * an absolute folder without "." or ".." parts. */
+static bool owned_path(const char *path, const char *vm)
+{
+	const char *slash = strrchr(path, '/');
+	if (path[0] != '/' || !slash || strstr(path, "/../") || strstr(path, "/./") ||
+	    strstr(path, "//"))
+		return false;
+	const char *file = slash + 1;
+	size_t n = strlen(file);
+	if (strncmp(file, ".base-", 6) == 0 && n > 11 && strcmp(file + n - 5, ".part") == 0)
+		return true;
+	return owned_by(file, vm);
 }
 
 static int lock_nb(int fd)
@@ -79,6 +97,16 @@ static int reap_files(struct kc_agent *a, virStoragePoolPtr pool, const char *vm
 	/* The first line is the creator's pid. */
 	strtok_r(buf, "\n", &save);
 	for (char *f; (f = strtok_r(NULL, "\n", &save));) {
+		if (f[0] == '/') {
+			/* Another pool's file (or a base copy): no libvirt handle
+			 * here; the pool's next refresh forgets it. */
+			if (!owned_path(f, vm))
+				continue;
+			if (access(f, F_OK) == 0)
+				removed++;
+			unlink(f);
+			continue;
+		}
 		if (!owned_by(f, vm))
 			continue;
 		_cleanup_free_ char *p = NULL;
@@ -169,7 +197,7 @@ int kc_intent_begin(struct kc_agent *a, virConnectPtr conn, virStoragePoolPtr po
 
 int kc_intent_note(struct kc_intent *in, const char *file, struct kc_error *err)
 {
-	char line[KC_NAME_MAX + 32];
+	char line[INTENT_LINE_MAX];
 	int len = snprintf(line, sizeof(line), "%s\n", file);
 	if (len < 0 || (size_t)len >= sizeof(line))
 		return kc_error_set(err, KC_ERR_INTERNAL, "file name too long: %s", file);
@@ -187,6 +215,15 @@ void kc_intent_end(struct kc_intent *in)
 		unlink(in->path);
 		close(in->fd);
 	}
+	in->fd = -1;
+	free(in->path);
+	in->path = NULL;
+}
+
+void kc_intent_abandon(struct kc_intent *in)
+{
+	if (in->path)
+		close(in->fd);
 	in->fd = -1;
 	free(in->path);
 	in->path = NULL;

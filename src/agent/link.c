@@ -9,6 +9,11 @@
  * hold it, so a worker finishing a slow vm.shutdown after the connection
  * died answers into a dead session (its send fails at once) instead of a
  * freed one.  The last reference closes the TLS link.
+ *
+ * The server list (the endpoints to rotate through) changes only in
+ * kc_link_run()'s thread: a list the server sends (welcome, endpoints) is
+ * written to server.conf at once and kept aside, and becomes the rotation
+ * when the session ends.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,10 +26,14 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cleanup.h"
+#include "console_stream_agent.h"
 #include "dispatch.h"
+#include "io.h"
 #include "json_util.h"
 #include "kc-config.h"
 #include "link.h"
@@ -33,6 +42,9 @@
 #define HEARTBEAT_MAX_S 3600
 #define SERVER_NAME_MAX 253
 #define ENDPOINT_MAX	300
+/* What an endpoint from the server may hold: it goes into server.conf. */
+#define ENDPOINT_CHARS	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:[]%"
+#define SERVER_CONF_MAX (64 * 1024)
 /* How many heartbeat intervals of silence from the server end a session. */
 #define SILENT_INTERVALS 3
 
@@ -43,6 +55,7 @@ struct session {
 	atomic_bool dead;
 	unsigned heartbeat_s;
 	pthread_t sender;
+	char *host, *port, *server_name; /* the server's, for console streams */
 };
 
 struct job {
@@ -59,6 +72,7 @@ struct event {
 };
 
 struct endpoint {
+	char *str; /* as written in server.conf: "host:port" */
 	char *host, *port, *server_name;
 };
 
@@ -69,6 +83,11 @@ struct kc_link {
 	const char *host, *port, *server_name;
 	struct endpoint eps[KC_LINK_ENDPOINTS_MAX];
 	size_t n_eps, cur_ep;
+	/* The server's newer list, the rotation from the next connect on. */
+	struct endpoint pend[KC_LINK_ENDPOINTS_MAX];
+	size_t n_pend;
+	char *server_conf; /* where the list is kept; NULL: nowhere */
+	struct kc_console_streams *streams;
 	unsigned backoff_min_ms, backoff_max_ms, timeout_ms;
 	kc_link_log_fn log;
 	void *log_opaque;
@@ -129,6 +148,9 @@ static void session_unref(struct session *s)
 	if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
 		return;
 	kc_tls_close(s->tls);
+	free(s->host);
+	free(s->port);
+	free(s->server_name);
 	free(s);
 }
 
@@ -182,6 +204,8 @@ static void send_response(struct session *s, json_int_t id, json_t *result,
 
 /* ---- workers ---- */
 
+static int dial_session(void *opaque, struct kc_tls_link **ret, struct kc_error *err);
+
 static void job_free(struct job *j)
 {
 	session_unref(j->s);
@@ -211,7 +235,15 @@ static void *worker_main(void *arg)
 		if (!atomic_load(&j->s->dead)) {
 			struct kc_error err = {0};
 			_cleanup_json_ json_t *result = NULL;
-			if (kc_agent_dispatch(l->agent, j->op, j->args, &result, &err) < 0)
+			int rc;
+			if (strcmp(j->op, KC_CONSOLE_OP) == 0) {
+				rc = kc_console_streams_open(l->streams, l->agent, j->args,
+							     dial_session, j->s, &err);
+				result = rc == 0 ? json_object() : NULL;
+			} else {
+				rc = kc_agent_dispatch(l->agent, j->op, j->args, &result, &err);
+			}
+			if (rc < 0)
 				send_response(j->s, j->id, NULL, &err);
 			else
 				send_response(j->s, j->id, result ? result : json_null(), NULL);
@@ -378,6 +410,8 @@ static void *sender_main(void *arg)
 
 /* ---- messages from the server ---- */
 
+static int endpoints_update(struct kc_link *l, const json_t *list, struct kc_error *err);
+
 static bool is_v1(const json_t *msg)
 {
 	const json_t *v = json_object_get(msg, "v");
@@ -395,7 +429,7 @@ static int request_check(const json_t *msg, const char **ret_op, struct kc_error
 		return -1;
 	if (!json_is_object(json_object_get(msg, "args")))
 		return kc_error_set(err, KC_ERR_INVALID, "\"args\" must be an object");
-	if (!kc_agent_op_exists(*ret_op))
+	if (!kc_agent_op_exists(*ret_op) && strcmp(*ret_op, KC_CONSOLE_OP) != 0)
 		return kc_error_set(err, KC_ERR_INVALID, "unknown operation \"%s\"", *ret_op);
 	return 0;
 }
@@ -429,6 +463,18 @@ static int handle_request(struct session *s, json_t *msg)
 	return 0;
 }
 
+/* {"type": "endpoints"}: the live-server list changed. */
+static int handle_endpoints(struct kc_link *l, const json_t *msg, struct kc_error *err)
+{
+	static const char *const keys[] = {"v", "type", "endpoints", NULL};
+	if (!is_v1(msg))
+		return kc_error_set(err, KC_ERR_INVALID,
+				    "unsupported protocol version (need \"v\": 1)");
+	if (kc_json_check_keys(msg, keys, "endpoints", err) < 0)
+		return -1;
+	return endpoints_update(l, json_object_get(msg, "endpoints"), err);
+}
+
 /* Returns -1 when the message is a protocol error that closes the link. */
 static int handle_message(struct session *s, json_t *msg)
 {
@@ -440,6 +486,8 @@ static int handle_message(struct session *s, json_t *msg)
 	struct kc_error err = {0};
 	if (!type)
 		kc_error_set(&err, KC_ERR_INVALID, "message without a \"type\"");
+	else if (strcmp(type, "endpoints") == 0)
+		handle_endpoints(l, msg, &err);
 	else if (strcmp(type, "heartbeat") != 0)
 		kc_error_set(&err, KC_ERR_INVALID, "unexpected message type \"%.32s\"", type);
 	else if (!is_v1(msg))
@@ -491,6 +539,221 @@ static int split_endpoint(const char *ep, char **ret_host, char **ret_port, stru
 	return 0;
 }
 
+/* ---- the server list ---- */
+
+static void endpoint_clear(struct endpoint *e)
+{
+	free(e->str);
+	free(e->host);
+	free(e->port);
+	free(e->server_name);
+	*e = (struct endpoint){0};
+}
+
+static void endpoints_clear(struct endpoint *eps, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		endpoint_clear(&eps[i]);
+}
+
+/* An endpoint of the list: verified against its own host part. */
+static int endpoint_parse(const char *str, struct endpoint *e, struct kc_error *err)
+{
+	if (split_endpoint(str, &e->host, &e->port, err) < 0 || !(e->str = strdup(str)) ||
+	    !(e->server_name = strdup(e->host))) {
+		endpoint_clear(e);
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	}
+	return 0;
+}
+
+static bool endpoints_have(const struct endpoint *eps, size_t n, const char *str)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(eps[i].str, str) == 0)
+			return true;
+	return false;
+}
+
+/* The order differs from server to server (each names itself first): only
+ * the set counts. */
+static bool endpoints_same(const struct endpoint *a, size_t na, const struct endpoint *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (!endpoints_have(b, nb, a[i].str))
+			return false;
+	return true;
+}
+
+static bool is_key(const char *line, size_t len, const char *key)
+{
+	while (len && (*line == ' ' || *line == '\t'))
+		line++, len--;
+	size_t klen = strlen(key);
+	if (len < klen || strncmp(line, key, klen) != 0)
+		return false;
+	line += klen;
+	len -= klen;
+	while (len && (*line == ' ' || *line == '\t'))
+		line++, len--;
+	return len && *line == '=';
+}
+
+/* Replaces (or adds) the endpoints= line of `path`, keeping every other
+ * line as it is: written to a new file, then renamed over the old one. */
+static int conf_set_endpoints(const char *path, const char *list, struct kc_error *err)
+{
+	_cleanup_close_ int in = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	if (in < 0 || fstat(in, &st) < 0)
+		return kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "cannot read %s", path);
+	if (!S_ISREG(st.st_mode) || st.st_size > SERVER_CONF_MAX)
+		return kc_error_set(err, KC_ERR_INVALID, "%s is not a file of at most %d bytes",
+				    path, SERVER_CONF_MAX);
+	_cleanup_free_ char *old = malloc((size_t)st.st_size + 1);
+	_cleanup_free_ char *tmp = NULL;
+	if (!old || asprintf(&tmp, "%s.new-%d", path, (int)getpid()) < 0)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	size_t len = 0;
+	for (ssize_t n; len < (size_t)st.st_size; len += (size_t)n) {
+		n = read(in, old + len, (size_t)st.st_size - len);
+		if (n < 0 && errno == EINTR) {
+			n = 0;
+			continue;
+		}
+		if (n < 0)
+			return kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "cannot read %s",
+						  path);
+		if (n == 0)
+			break;
+	}
+	_cleanup_close_ int out =
+		open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, st.st_mode & 0777);
+	if (out < 0)
+		return kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "cannot create %s", tmp);
+	bool done = false;
+	int rc = 0;
+	for (size_t at = 0; at < len && rc == 0;) {
+		const char *nl = memchr(old + at, '\n', len - at);
+		size_t llen = nl ? (size_t)(nl - (old + at)) : len - at;
+		if (is_key(old + at, llen, "endpoints")) {
+			if (!done)
+				rc = kc_write_all(out, "endpoints=", 10) < 0 ||
+						     kc_write_all(out, list, strlen(list)) < 0 ||
+						     kc_write_all(out, "\n", 1) < 0
+					     ? -1
+					     : 0;
+			done = true;
+		} else {
+			rc = kc_write_all(out, old + at, llen) < 0 || kc_write_all(out, "\n", 1) < 0
+				     ? -1
+				     : 0;
+		}
+		at += llen + 1;
+	}
+	if (rc == 0 && !done)
+		rc = kc_write_all(out, "endpoints=", 10) < 0 ||
+				     kc_write_all(out, list, strlen(list)) < 0 ||
+				     kc_write_all(out, "\n", 1) < 0
+			     ? -1
+			     : 0;
+	if (rc < 0 || fsync(out) < 0 || rename(tmp, path) < 0) {
+		kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "cannot write %s", path);
+		unlink(tmp);
+		return -1;
+	}
+	kc_fsync_parent(path);
+	return 0;
+}
+
+static void endpoints_persist(struct kc_link *l, const struct endpoint *eps, size_t n)
+{
+	char list[KC_LINK_ENDPOINTS_MAX * (ENDPOINT_MAX + 1) + 1] = "";
+	size_t at = 0;
+	for (size_t i = 0; i < n; i++)
+		at += (size_t)snprintf(list + at, sizeof(list) - at, "%s%s", i ? "," : "",
+				       eps[i].str);
+	struct kc_error err = {0};
+	if (l->server_conf && conf_set_endpoints(l->server_conf, list, &err) < 0)
+		link_log(l, "the servers are now %s; cannot keep that: %s", list, err.message);
+	else
+		link_log(l, "the servers are now %s%s%s", list, l->server_conf ? "; kept in " : "",
+			 l->server_conf ? l->server_conf : "");
+}
+
+/* A list from the server (docs/protocol.md): endpoint= stays first (the
+ * admin's choice, with its server_name), the others follow in the
+ * server's order, at most KC_LINK_ENDPOINTS_MAX in all.  Kept aside and
+ * written to server.conf if it differs from what we have. */
+static int endpoints_update(struct kc_link *l, const json_t *list, struct kc_error *err)
+{
+	struct endpoint next[KC_LINK_ENDPOINTS_MAX] = {0};
+	size_t n = 0, i;
+	const json_t *v;
+	int rc = 0;
+
+	if (!json_is_array(list) || json_array_size(list) == 0 ||
+	    json_array_size(list) > KC_LINK_ENDPOINTS_MAX)
+		return kc_error_set(err, KC_ERR_INVALID, "\"endpoints\" must be 1 to %d strings",
+				    KC_LINK_ENDPOINTS_MAX);
+	json_array_foreach(list, i, v)
+	{
+		const char *str = json_string_value(v);
+		if (!str || !*str || strlen(str) > ENDPOINT_MAX ||
+		    strspn(str, ENDPOINT_CHARS) != strlen(str))
+			return kc_error_set(err, KC_ERR_INVALID,
+					    "bad entry in \"endpoints\" (want host:port)");
+	}
+	if (endpoint_parse(l->eps[0].str, &next[n], err) < 0)
+		return -1;
+	/* endpoint= keeps the name join was told to verify. */
+	free(next[n].server_name);
+	if (!(next[n++].server_name = strdup(l->eps[0].server_name)))
+		rc = kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	json_array_foreach(list, i, v)
+	{
+		const char *str = json_string_value(v);
+		if (rc < 0)
+			break;
+		if (n == KC_LINK_ENDPOINTS_MAX || endpoints_have(next, n, str))
+			continue;
+		rc = endpoint_parse(str, &next[n], err);
+		n += rc == 0;
+	}
+	const struct endpoint *have = l->n_pend ? l->pend : l->eps;
+	size_t n_have = l->n_pend ? l->n_pend : l->n_eps;
+	if (rc == 0 && !endpoints_same(next, n, have, n_have)) {
+		endpoints_persist(l, next, n);
+		endpoints_clear(l->pend, l->n_pend);
+		memcpy(l->pend, next, sizeof(next));
+		l->n_pend = n;
+		n = 0;
+	}
+	endpoints_clear(next, n);
+	return rc;
+}
+
+/* Between sessions: the server's newer list becomes the rotation, which
+ * goes on after the server just left. */
+static void endpoints_apply(struct kc_link *l)
+{
+	if (!l->n_pend)
+		return;
+	const char *cur = l->eps[l->cur_ep].str;
+	size_t at = l->n_pend - 1; /* not in the list: endpoint= comes next */
+	for (size_t i = 0; i < l->n_pend; i++)
+		if (strcmp(l->pend[i].str, cur) == 0)
+			at = i;
+	endpoints_clear(l->eps, l->n_eps);
+	memcpy(l->eps, l->pend, sizeof(l->eps));
+	l->n_eps = l->n_pend;
+	memset(l->pend, 0, sizeof(l->pend));
+	l->n_pend = 0;
+	l->cur_ep = at;
+}
+
 static bool stopping(struct kc_link *l)
 {
 	pthread_mutex_lock(&l->lock);
@@ -502,13 +765,14 @@ static bool stopping(struct kc_link *l)
 /* Non-blocking connect, polled in slices so that a stop is not held up by
  * a host that does not answer; the socket is blocking again afterwards, as
  * the TLS link wants it. */
-static int tcp_connect(struct kc_link *l, int *ret_fd, struct kc_error *err)
+static int tcp_connect(struct kc_link *l, const char *host, const char *port, int *ret_fd,
+		       struct kc_error *err)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
 	struct addrinfo *res = NULL;
-	int rc = getaddrinfo(l->host, l->port, &hints, &res);
+	int rc = getaddrinfo(host, port, &hints, &res);
 	if (rc != 0)
-		return kc_error_set(err, KC_ERR_UNAVAILABLE, "cannot resolve %s: %s", l->host,
+		return kc_error_set(err, KC_ERR_UNAVAILABLE, "cannot resolve %s: %s", host,
 				    gai_strerror(rc));
 	int last_errno = ETIMEDOUT;
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
@@ -553,17 +817,38 @@ static int tcp_connect(struct kc_link *l, int *ret_fd, struct kc_error *err)
 	}
 	freeaddrinfo(res);
 	return kc_error_set_errno(err, KC_ERR_UNAVAILABLE, last_errno, "cannot connect to %s:%s",
-				  l->host, l->port);
+				  host, port);
+}
+
+/* A console stream's connection: to the server of session opaque, with
+ * our certificate, verified as the session's was. */
+static int dial_session(void *opaque, struct kc_tls_link **ret, struct kc_error *err)
+{
+	struct session *s = opaque;
+	struct kc_link *l = s->link;
+	int fd = -1;
+	if (tcp_connect(l, s->host, s->port, &fd, err) < 0)
+		return -1;
+	if (kc_tls_connect(l->creds, fd, s->server_name, (int)l->timeout_ms, ret, err) < 0) {
+		close(fd);
+		return -1;
+	}
+	return 0;
 }
 
 static int send_hello(struct kc_link *l, struct kc_tls_link *tls, struct kc_error *err)
 {
 	_cleanup_json_ json_t *facts = NULL, *domains = NULL, *hello = NULL;
+	/* Creates before domains: a create that ends in between shows in
+	 * one of the two, never in neither. */
+	_cleanup_json_ json_t *creating = kc_agent_creates_in_flight(l->agent);
+	if (!creating)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 	if (kc_agent_host_facts(l->agent, &facts, err) < 0 ||
 	    kc_agent_vm_list(l->agent, &domains, err) < 0)
 		return -1;
-	hello = json_pack("{s:i,s:s,s:s,s:O,s:O}", "v", 1, "type", "hello", "agent_version",
-			  KC_VERSION, "facts", facts, "domains", domains);
+	hello = json_pack("{s:i,s:s,s:s,s:O,s:O,s:O}", "v", 1, "type", "hello", "agent_version",
+			  KC_VERSION, "facts", facts, "domains", domains, "creating", creating);
 	if (!hello)
 		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 	return kc_tls_send_json(tls, hello, err);
@@ -572,7 +857,7 @@ static int send_hello(struct kc_link *l, struct kc_tls_link *tls, struct kc_erro
 static int read_welcome(struct kc_link *l, struct kc_tls_link *tls, unsigned *ret_heartbeat,
 			char *host, size_t host_size, struct kc_error *err)
 {
-	static const char *const keys[] = {"v", "type", "host", "heartbeat_s", NULL};
+	static const char *const keys[] = {"v", "type", "host", "heartbeat_s", "endpoints", NULL};
 	_cleanup_json_ json_t *msg = NULL;
 	const char *type = NULL, *name = NULL;
 	uint64_t hb = 0;
@@ -588,6 +873,10 @@ static int read_welcome(struct kc_link *l, struct kc_tls_link *tls, unsigned *re
 	    kc_json_get_string(msg, "host", true, SERVER_NAME_MAX, &name, err) < 0 ||
 	    kc_json_get_uint(msg, "heartbeat_s", true, 1, HEARTBEAT_MAX_S, &hb, err) < 0)
 		return -1;
+	/* Optional: servers before it sent none. */
+	const json_t *eps = json_object_get(msg, "endpoints");
+	if (eps && endpoints_update(l, eps, err) < 0)
+		return -1;
 	snprintf(host, host_size, "%s", name);
 	*ret_heartbeat = (unsigned)hb;
 	return 0;
@@ -599,7 +888,7 @@ static bool session_run(struct kc_link *l, unsigned attempt, struct kc_error *er
 {
 	int fd = -1;
 	struct kc_tls_link *tls = NULL;
-	if (tcp_connect(l, &fd, err) < 0)
+	if (tcp_connect(l, l->host, l->port, &fd, err) < 0)
 		return false;
 	if (kc_tls_connect(l->creds, fd, l->server_name, (int)l->timeout_ms, &tls, err) < 0) {
 		close(fd);
@@ -615,6 +904,12 @@ static bool session_run(struct kc_link *l, unsigned attempt, struct kc_error *er
 	s->tls = tls;
 	atomic_init(&s->refs, 1);
 	atomic_init(&s->dead, false);
+	if (!(s->host = strdup(l->host)) || !(s->port = strdup(l->port)) ||
+	    !(s->server_name = strdup(l->server_name))) {
+		session_unref(s);
+		kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+		return false;
+	}
 
 	/* Registered before hello: a stop during the handshake shuts the
 	 * socket down, and events from now on are kept for the sender. */
@@ -745,6 +1040,7 @@ void kc_link_run(struct kc_link *l)
 			break;
 		if (welcomed)
 			attempt = 1;
+		endpoints_apply(l);
 		/* A lost or refused server: the next one, at once on the
 		 * first round; the delay grows once per round of them all. */
 		l->cur_ep = (l->cur_ep + 1) % l->n_eps;
@@ -767,6 +1063,8 @@ void kc_link_run(struct kc_link *l)
 	pthread_mutex_unlock(&l->lock);
 	for (size_t i = 0; i < started; i++)
 		pthread_join(l->workers[i], NULL);
+	/* After the workers: none can open a stream any more. */
+	kc_console_streams_stop(l->streams);
 	jobs_drop_all(l);
 	events_drop_all(l);
 }
@@ -784,8 +1082,7 @@ void kc_link_stop(struct kc_link *l)
 /* eps[0] is cfg->endpoint; appends each other entry of the comma list
  * `list`, verified against its own host part (the servers of one cluster
  * each carry the name they are dialled by). */
-static int add_endpoints(struct kc_link *l, const char *first, const char *list,
-			 struct kc_error *err)
+static int add_endpoints(struct kc_link *l, const char *list, struct kc_error *err)
 {
 	l->n_eps = 1;
 	if (!list)
@@ -799,16 +1096,13 @@ static int add_endpoints(struct kc_link *l, const char *first, const char *list,
 	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		tok += strspn(tok, " \t");
 		tok[strcspn(tok, " \t")] = '\0';
-		if (!*tok || strcmp(tok, first) == 0)
+		if (!*tok || endpoints_have(l->eps, l->n_eps, tok))
 			continue;
 		if (l->n_eps == KC_LINK_ENDPOINTS_MAX)
 			return kc_error_set(err, KC_ERR_INVALID, "more than %d server endpoints",
 					    KC_LINK_ENDPOINTS_MAX);
-		struct endpoint *e = &l->eps[l->n_eps];
-		if (split_endpoint(tok, &e->host, &e->port, err) < 0)
+		if (endpoint_parse(tok, &l->eps[l->n_eps], err) < 0)
 			return -1;
-		if (!(e->server_name = strdup(e->host)))
-			return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 		l->n_eps++;
 	}
 	return 0;
@@ -843,7 +1137,9 @@ int kc_link_new(struct kc_agent *agent, const struct kc_link_config *cfg, struct
 	l->rand_state |= 1;
 	if (split_endpoint(cfg->endpoint, &l->eps[0].host, &l->eps[0].port, err) < 0 ||
 	    !(l->eps[0].server_name = strdup(cfg->server_name)) ||
-	    add_endpoints(l, cfg->endpoint, cfg->endpoints, err) < 0 ||
+	    !(l->eps[0].str = strdup(cfg->endpoint)) || !(l->streams = kc_console_streams_new()) ||
+	    (cfg->server_conf && !(l->server_conf = strdup(cfg->server_conf))) ||
+	    add_endpoints(l, cfg->endpoints, err) < 0 ||
 	    kc_tls_creds_load(cfg->ca_file, cfg->cert_file, cfg->key_file, &l->creds, err) < 0) {
 		kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 		kc_link_free(l);
@@ -858,11 +1154,10 @@ void kc_link_free(struct kc_link *l)
 	if (!l)
 		return;
 	kc_tls_creds_free(l->creds);
-	for (size_t i = 0; i < KC_LINK_ENDPOINTS_MAX; i++) {
-		free(l->eps[i].host);
-		free(l->eps[i].port);
-		free(l->eps[i].server_name);
-	}
+	endpoints_clear(l->eps, KC_LINK_ENDPOINTS_MAX);
+	endpoints_clear(l->pend, KC_LINK_ENDPOINTS_MAX);
+	free(l->server_conf);
+	kc_console_streams_free(l->streams);
 	pthread_cond_destroy(&l->cond);
 	pthread_mutex_destroy(&l->lock);
 	free(l);

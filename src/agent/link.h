@@ -38,6 +38,11 @@ struct kc_link_config {
 	 * tries endpoint first, then the next after every failure or lost
 	 * session, in rotation; the backoff grows once per full round. */
 	const char *endpoints;
+	/* The file holding endpoint=, server_name= and endpoints= (may be
+	 * NULL).  A server list from the server (docs/protocol.md) that
+	 * differs from ours replaces its endpoints= line; the new rotation
+	 * starts at the next connect. */
+	const char *server_conf;
 	unsigned backoff_min_ms; /* first retry delay; 0 = 1000 */
 	unsigned backoff_max_ms; /* delay cap; 0 = 60000 */
 	unsigned timeout_ms;	 /* TCP connect, TLS handshake, welcome; 0 = 10000 */

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "agent.h"
 #include "cleanup.h"
@@ -48,6 +49,47 @@ static int pki_path(char **ret, const char *dir, const char *name, struct kc_err
 	return 0;
 }
 
+#define LIBVIRT_RETRY_MAX_S 30
+
+/* kc_agent_new(), retried with backoff (1 s doubling to 30 s) while
+ * libvirtd is not reachable: an agent started before its libvirtd (boot
+ * order, a daemon being restarted) waits for it instead of exiting.  It
+ * does not connect to the server meanwhile: a hello carries the domain
+ * list, and one without it would read as "every VM is missing".  Returns
+ * 1 if SIGTERM or SIGINT (blocked, in sigs) came first. */
+static int agent_open(const struct kc_config *cfg, const sigset_t *sigs, struct kc_agent **ret,
+		      struct kc_error *err)
+{
+	unsigned delay = 1;
+	for (unsigned attempt = 1;; attempt++) {
+		struct kc_error e = {0};
+		if (kc_agent_new(cfg, ret, &e) == 0) {
+			if (attempt > 1)
+				fprintf(stderr,
+					"kvmcloud-agent: libvirt is reachable again after %u "
+					"attempts\n",
+					attempt);
+			return 0;
+		}
+		if (e.code != KC_ERR_UNAVAILABLE) {
+			*err = e;
+			return -1;
+		}
+		fprintf(stderr,
+			"kvmcloud-agent: %s; not connecting to the server until it is, retrying in "
+			"%u s\n",
+			e.message, delay);
+		struct timespec ts = {delay, 0};
+		int sig = sigtimedwait(sigs, NULL, &ts);
+		if (sig == SIGTERM || sig == SIGINT) {
+			fprintf(stderr, "kvmcloud-agent: %s received, stopping\n",
+				sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			return 1;
+		}
+		delay = delay * 2 > LIBVIRT_RETRY_MAX_S ? LIBVIRT_RETRY_MAX_S : delay * 2;
+	}
+}
+
 static int run(const struct kc_cli_opts *o, struct kc_error *err)
 {
 	_cleanup_config_ struct kc_config *cfg = NULL;
@@ -75,6 +117,7 @@ static int run(const struct kc_cli_opts *o, struct kc_error *err)
 		.endpoint = kc_config_get(server, "endpoint", NULL),
 		.server_name = kc_config_get(server, "server_name", NULL),
 		.endpoints = kc_config_get(server, "endpoints", NULL),
+		.server_conf = conf,
 		.log = log_stderr,
 	};
 	if (!lc.endpoint || !lc.server_name)
@@ -92,8 +135,9 @@ static int run(const struct kc_cli_opts *o, struct kc_error *err)
 
 	struct kc_agent *a = NULL;
 	struct kc_link *link = NULL;
-	if (kc_agent_new(cfg, &a, err) < 0)
-		return -1;
+	int r = agent_open(cfg, &w.set, &a, err);
+	if (r != 0)
+		return r < 0 ? -1 : 0;
 	if (kc_link_new(a, &lc, &link, err) < 0) {
 		kc_agent_free(a);
 		return -1;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * tmpdir.c - the agent's temporary folders <data.dir>/seed-XXXXXX and
- * probe-XXXXXX, and what a killed process leaves of them.
+ * tmpdir.c - the agent's temporary folders <data.dir>/seed-XXXXXX,
+ * probe-XXXXXX and template-XXXXXX (template.c), and what a killed
+ * process leaves of them.
  *
  * The process that makes a folder holds flock(LOCK_EX) on it until it has
  * removed it; flock dies with the process, so a folder whose lock can be
@@ -21,7 +22,7 @@
 #include "agent_priv.h"
 #include "cleanup.h"
 
-static const char *const prefixes[] = {"seed-", "probe-"};
+static const char *const prefixes[] = {"seed-", "probe-", "template-"};
 #define ACCEL_TMP ".accel.json."
 
 static struct timespec process_start;

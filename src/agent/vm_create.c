@@ -20,6 +20,7 @@
 #include "agent_priv.h"
 #include "cleanup.h"
 #include "domain_xml.h"
+#include "pool.h"
 
 /* What this create has made so far, for the rollback. */
 struct created {
@@ -29,10 +30,47 @@ struct created {
 	char *log_path;
 	virDomainPtr dom;
 	struct kc_intent intent;
+	struct kc_clone_target target; /* the pool of the disks (clone.c) */
 };
 
-static void rollback(virStoragePoolPtr pool, struct created *c)
+/* A rollback that libvirtd's death interrupted waits this long for the
+ * daemon to come back: the domain it may have defined must go too. */
+#define ROLLBACK_WAIT_MS 60000
+
+/* conn is dead (libvirtd went away during the create): waits for a new
+ * connection and looks the domain up again there, since the define may or
+ * may not have reached the old daemon.  NULL if libvirtd stays away. */
+static virConnectPtr rollback_reconnect(struct kc_agent *a, struct created *c, const char *name)
 {
+	uint64_t until = kc_now_ms() + ROLLBACK_WAIT_MS;
+	virConnectPtr fresh;
+	while (!(fresh = kc_conn_get(a, NULL)) && kc_now_ms() < until) {
+		struct timespec ts = {0, 500 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	if (!fresh)
+		return NULL;
+	if (c->dom)
+		virDomainFree(c->dom);
+	/* The name is claimed by this create: a domain of that name is ours. */
+	c->dom = virDomainLookupByName(fresh, name);
+	virResetLastError();
+	return fresh;
+}
+
+/* Removes what c records.  False if libvirt could not be reached to do
+ * it: the caller keeps the intent record for the reaper then. */
+static bool rollback(struct kc_agent *a, virConnectPtr conn, virStoragePoolPtr pool,
+		     struct created *c, const char *name)
+{
+	_cleanup_conn_ virConnectPtr fresh = NULL;
+	_cleanup_pool_ virStoragePoolPtr fresh_pool = NULL;
+	if (virConnectIsAlive(conn) != 1) {
+		virResetLastError();
+		if (!(fresh = rollback_reconnect(a, c, name)))
+			return false;
+		pool = fresh_pool = kc_pool_get(a, fresh, NULL);
+	}
 	if (c->dom) {
 		if (virDomainIsActive(c->dom) == 1)
 			virDomainDestroy(c->dom);
@@ -41,15 +79,31 @@ static void rollback(virStoragePoolPtr pool, struct created *c)
 						       VIR_DOMAIN_UNDEFINE_NVRAM);
 		virResetLastError();
 	}
-	for (size_t i = 0; pool && i < c->n_vols; i++)
-		if (c->vols[i])
-			kc_vol_delete_name(pool, c->vols[i], NULL);
+	/* The disks' pool: the default one is `pool` (fresh after a
+	 * reconnect); another pool's old handle is dead then, files remain. */
+	bool in_default = !c->target.dir || strcmp(c->target.dir, a->storage_dir) == 0;
+	virStoragePoolPtr tpool = in_default ? pool : fresh ? NULL : c->target.pool;
+	for (size_t i = 0; i < c->n_vols; i++) {
+		if (!c->vols[i])
+			continue;
+		if (tpool && kc_vol_delete_name(tpool, c->vols[i], NULL) < 0)
+			virResetLastError();
+		/* As the reaper does: libvirt may not know the file (a new
+		 * daemon that has not refreshed the pool, or no pool at all). */
+		char path[4200];
+		snprintf(path, sizeof(path), "%s/%s", in_default ? a->storage_dir : c->target.dir,
+			 c->vols[i]);
+		unlink(path);
+	}
+	if (tpool && tpool != pool && virStoragePoolRefresh(tpool, 0) < 0)
+		virResetLastError();
 	if (c->seed_path)
 		unlink(c->seed_path);
 	if (c->log_path)
 		unlink(c->log_path);
 	if (pool && virStoragePoolRefresh(pool, 0) < 0)
 		virResetLastError();
+	return true;
 }
 
 static void created_clear(struct created *c)
@@ -60,6 +114,7 @@ static void created_clear(struct created *c)
 	free(c->log_path);
 	if (c->dom)
 		virDomainFree(c->dom);
+	kc_clone_target_close(&c->target);
 }
 
 /* Adds a disk to def; target NULL names it after the virtio disks before
@@ -94,25 +149,35 @@ static int set_disk(struct kc_domain_def *def, enum kc_disk_device dev, enum kc_
  * the next virtio disk.  A volume of that name that exists already (a disk
  * kept from an earlier VM) is a conflict and never goes into the record: a
  * reaper would delete it. */
-static int make_volume(struct kc_agent *a, virStoragePoolPtr pool, struct created *c,
-		       struct kc_domain_def *def, const char *vol, uint64_t capacity,
-		       const char *backing, struct kc_error *err)
+static int make_volume(struct kc_agent *a, struct created *c, struct kc_domain_def *def,
+		       const char *vol, uint64_t capacity, const char *backing,
+		       const char *full_from, uint64_t full_size, const char *vm,
+		       struct kc_error *err)
 {
-	virStorageVolPtr v = virStorageVolLookupByName(pool, vol);
-	if (v) {
-		virStorageVolFree(v);
+	struct kc_clone_target *t = &c->target;
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/%s", t->dir, vol);
+	virStorageVolPtr v = virStorageVolLookupByName(t->pool, vol);
+	if (v || access(path, F_OK) == 0) {
+		if (v)
+			virStorageVolFree(v);
 		return kc_error_set(err, KC_ERR_CONFLICT,
-				    "volume %s exists already in the storage pool (a disk kept "
+				    "volume %s exists already in pool \"%s\" (a disk kept "
 				    "from an earlier VM?)",
-				    vol);
+				    vol, t->name);
 	}
 	virResetLastError();
-	if (kc_intent_note(&c->intent, vol, err) < 0 ||
-	    kc_vol_create_qcow2(pool, vol, capacity, backing, err) < 0)
+	/* The record names the default pool's files relative to storage.dir,
+	 * other pools' by their whole path. */
+	bool in_default = strcmp(t->dir, a->storage_dir) == 0;
+	if (kc_intent_note(&c->intent, in_default ? vol : path, err) < 0)
 		return -1;
+	/* The rollback's before it is made, as the reaper's: a libvirtd that
+	 * dies during the create may still leave the file. */
 	c->vols[c->n_vols++] = strdup(vol);
-	char path[4200];
-	snprintf(path, sizeof(path), "%s/%s", a->storage_dir, vol);
+	if (full_from ? kc_clone_full(a, t, vm, full_from, vol, capacity, full_size, err) < 0
+		      : kc_vol_create_qcow2(t->pool, vol, capacity, backing, err) < 0)
+		return -1;
 	return set_disk(def, KC_DEVICE_DISK, KC_BUS_VIRTIO, KC_FORMAT_QCOW2, path, NULL, err);
 }
 
@@ -294,6 +359,16 @@ bool kc_agent_is_creating(struct kc_agent *a, const char *name)
 	return false;
 }
 
+json_t *kc_agent_creates_in_flight(struct kc_agent *a)
+{
+	json_t *names = json_array();
+	pthread_mutex_lock(&a->create_lock);
+	for (size_t i = 0; names && i < a->n_inflight; i++)
+		json_array_append_new(names, json_string(a->inflight[i].name));
+	pthread_mutex_unlock(&a->create_lock);
+	return names;
+}
+
 /* <images.dir>/<name><ext>, which must be readable; `kind` ("image",
  * "ISO") names it in errors. */
 static char *store_file(struct kc_agent *a, const char *name, const char *ext, const char *kind,
@@ -313,8 +388,8 @@ static char *store_file(struct kc_agent *a, const char *name, const char *ext, c
 }
 
 static int create_vm(struct kc_agent *a, virConnectPtr conn, const struct kc_vm_request *req,
-		     struct created *c, virStoragePoolPtr *ret_pool, bool *ret_claimed,
-		     struct kc_error *err)
+		     const struct kc_pool_def *pool_def, struct created *c,
+		     virStoragePoolPtr *ret_pool, bool *ret_claimed, struct kc_error *err)
 {
 	virDomainPtr existing = virDomainLookupByName(conn, req->name);
 	if (existing) {
@@ -358,11 +433,32 @@ static int create_vm(struct kc_agent *a, virConnectPtr conn, const struct kc_vm_
 		total += req->data_disks_gib[i] * KC_GIB;
 	}
 
+	if (pool_def && strcmp(pool_def->name, req->pool) != 0)
+		return kc_error_set(err, KC_ERR_INVALID,
+				    "vm.create: the pool definition is \"%s\", the request names "
+				    "\"%s\"",
+				    pool_def->name, req->pool);
+	if (!pool_def && strcmp(req->pool, KC_POOL_DEFAULT_NAME) != 0)
+		return kc_error_set(err, KC_ERR_INVALID,
+				    "vm.create: pool \"%s\" needs its definition (\"pool_def\")",
+				    req->pool);
+	/* The default pool holds the intent record and the seed ISO. */
 	virStoragePoolPtr pool = kc_pool_get(a, conn, err);
 	if (!pool)
 		return -1;
 	*ret_pool = pool;
-	if (claim(a, conn, pool, req->name, total, err) < 0)
+	if (kc_clone_target_open(a, conn, pool_def, &c->target, err) < 0)
+		return -1;
+	bool in_default = !c->target.kp;
+	if (!in_default) {
+		/* Another pool: its own rule (capacity x overcommit), pool.h. */
+		struct kc_pool_info info;
+		if (kc_pool_info(c->target.kp, &info, err) < 0 ||
+		    kc_pool_check_overcommit(c->target.name, &info, pool_def->overcommit_pct, total,
+					     err) < 0)
+			return -1;
+	}
+	if (claim(a, conn, pool, req->name, in_default ? total : 0, err) < 0)
 		return -1;
 	*ret_claimed = true;
 	/* From here on every file is named in the record before it is made. */
@@ -387,13 +483,21 @@ static int create_vm(struct kc_agent *a, virConnectPtr conn, const struct kc_vm_
 	char path[4200], vol[KC_NAME_MAX + 32];
 	if (root > 0) {
 		snprintf(vol, sizeof(vol), "%s-root.qcow2", req->name);
-		if (make_volume(a, pool, c, &def, vol, root, img, err) < 0)
+		_cleanup_free_ char *base = NULL;
+		/* Linked: an overlay on the pool's cached copy of the template. */
+		if (img && req->clone == KC_CLONE_LINKED &&
+		    kc_clone_base_ensure(a, &c->target, req->image, img, &c->intent, &base, err) <
+			    0)
+			return -1;
+		if (make_volume(a, c, &def, vol, root, base,
+				img && req->clone == KC_CLONE_FULL ? img : NULL, img_size,
+				req->name, err) < 0)
 			return -1;
 	}
 	for (size_t i = 0; i < req->n_data_disks && i < KC_MAX_DATA_DISKS; i++) {
 		snprintf(vol, sizeof(vol), "%s-data%zu.qcow2", req->name, i + 1);
-		if (make_volume(a, pool, c, &def, vol, req->data_disks_gib[i] * KC_GIB, NULL, err) <
-		    0)
+		if (make_volume(a, c, &def, vol, req->data_disks_gib[i] * KC_GIB, NULL, NULL, 0,
+				req->name, err) < 0)
 			return -1;
 	}
 	/* IDE, not SATA: on the `pc` machine every guest kernel can read an
@@ -484,8 +588,11 @@ static json_t *minimal_json(virDomainPtr dom, const char *name)
 			 kc_vm_state_name(state));
 }
 
-int kc_agent_vm_create(struct kc_agent *a, const struct kc_vm_request *req, json_t **ret,
-		       struct kc_error *err)
+/* *ret_unsettled: the rollback could not reach libvirt, the intent record
+ * is kept. */
+static int vm_create(struct kc_agent *a, const struct kc_vm_request *req,
+		     const struct kc_pool_def *pool_def, json_t **ret, bool *ret_unsettled,
+		     struct kc_error *err)
 {
 	if (kc_name_validate(req->name, "VM name", err) < 0)
 		return -1;
@@ -508,11 +615,15 @@ int kc_agent_vm_create(struct kc_agent *a, const struct kc_vm_request *req, json
 	struct created c = {0};
 	virStoragePoolPtr pool = NULL;
 	bool claimed = false;
-	int r = create_vm(a, conn, req, &c, &pool, &claimed, err);
-	if (r < 0)
-		rollback(pool, &c);
-	/* Only now: until the rollback is over the name and its volumes are ours. */
-	kc_intent_end(&c.intent);
+	int r = create_vm(a, conn, req, pool_def, &c, &pool, &claimed, err);
+	/* Only after the rollback: until it is over the name and its volumes
+	 * are ours. */
+	if (r < 0 && !rollback(a, conn, pool, &c, req->name)) {
+		kc_intent_abandon(&c.intent);
+		*ret_unsettled = true;
+	} else {
+		kc_intent_end(&c.intent);
+	}
 	if (claimed)
 		release(a, req->name);
 	json_t *vm = NULL;
@@ -531,5 +642,25 @@ int kc_agent_vm_create(struct kc_agent *a, const struct kc_vm_request *req, json
 		virStoragePoolFree(pool);
 	if (r == 0)
 		*ret = vm;
+	return r;
+}
+
+int kc_agent_vm_create(struct kc_agent *a, const struct kc_vm_request *req, json_t **ret,
+		       struct kc_error *err)
+{
+	return kc_agent_vm_create_in(a, req, NULL, ret, err);
+}
+
+int kc_agent_vm_create_in(struct kc_agent *a, const struct kc_vm_request *req,
+			  const struct kc_pool_def *pool_def, json_t **ret, struct kc_error *err)
+{
+	bool unsettled = false;
+	int r = vm_create(a, req, pool_def, ret, &unsettled, err);
+	/* A remote server reads "unavailable" or "timeout" from a create as
+	 * "the link dropped, the outcome is unknown" and keeps the record
+	 * "creating" until a hello settles it.  A create that is over here
+	 * (never begun, or rolled back) is a libvirt failure instead. */
+	if (r < 0 && !unsettled && (err->code == KC_ERR_UNAVAILABLE || err->code == KC_ERR_TIMEOUT))
+		err->code = KC_ERR_HYPERVISOR;
 	return r;
 }

@@ -120,8 +120,11 @@ int kc_agent_vm_destroy(struct kc_agent *a, const char *name, struct kc_error *e
 	return power_op(a, name, 1, virDomainDestroy, "forcing off", err);
 }
 
-/* Deletes the volume at path only if it lives in the agent's pool. */
-static void delete_own_volume(struct kc_agent *a, virConnectPtr conn, const char *path)
+/* Deletes the volume at path only if it lives in the agent's pool, or in
+ * one of our other pools (kc-*) under a name of VM `vm`'s own disks:
+ * never a base volume its root disk is an overlay of (clone.c). */
+static void delete_own_volume(struct kc_agent *a, virConnectPtr conn, const char *vm,
+			      const char *path)
 {
 	virStorageVolPtr v = virStorageVolLookupByPath(conn, path);
 	if (!v) {
@@ -129,8 +132,14 @@ static void delete_own_volume(struct kc_agent *a, virConnectPtr conn, const char
 		return;
 	}
 	virStoragePoolPtr p = virStoragePoolLookupByVolume(v);
-	if (p && strcmp(virStoragePoolGetName(p), a->pool_name) == 0 &&
-	    virStorageVolDelete(v, 0) < 0)
+	const char *pn = p ? virStoragePoolGetName(p) : NULL;
+	const char *vn = virStorageVolGetName(v);
+	size_t vl = strlen(vm);
+	bool own = pn && strcmp(pn, a->pool_name) == 0;
+	if (pn && vn && strncmp(pn, "kc-", 3) == 0 && strncmp(vn, vm, vl) == 0 &&
+	    (strcmp(vn + vl, "-root.qcow2") == 0 || strncmp(vn + vl, "-data", 5) == 0))
+		own = true;
+	if (own && virStorageVolDelete(v, 0) < 0)
 		virResetLastError();
 	if (p)
 		virStoragePoolFree(p);
@@ -139,6 +148,12 @@ static void delete_own_volume(struct kc_agent *a, virConnectPtr conn, const char
 }
 
 int kc_agent_vm_delete(struct kc_agent *a, const char *name, bool with_disks, struct kc_error *err)
+{
+	return kc_agent_vm_delete_full(a, name, with_disks, false, err);
+}
+
+int kc_agent_vm_delete_full(struct kc_agent *a, const char *name, bool with_disks,
+			    bool with_snapshots, struct kc_error *err)
 {
 	_cleanup_conn_ virConnectPtr conn = kc_conn_get(a, err);
 	if (!conn)
@@ -163,6 +178,20 @@ int kc_agent_vm_delete(struct kc_agent *a, const char *name, bool with_disks, st
 			kc_lverr(err, "reading the state of VM '%s'", name);
 		goto out;
 	}
+	int snaps = 0;
+	if (kc_snapshots_count(d, &snaps, err) < 0)
+		goto out;
+	if (snaps > 0 && !with_snapshots) {
+		kc_error_set(err, KC_ERR_CONFLICT,
+			     "VM %s has %d snapshot%s; delete them, or delete the VM with its "
+			     "snapshots (API: ?snapshots=true, CLI: vm delete --snapshots)",
+			     name, snaps, snaps == 1 ? "" : "s");
+		goto out;
+	}
+	/* Kept disks must not keep snapshot data nothing refers to any more;
+	 * disks about to be deleted take theirs with them. */
+	if (snaps > 0 && !with_disks && kc_snapshots_delete_all(d, err) < 0)
+		goto out;
 	if (with_disks && !(paths = kc_vm_disk_paths(d, err)))
 		goto out;
 	if (virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
@@ -174,7 +203,7 @@ int kc_agent_vm_delete(struct kc_agent *a, const char *name, bool with_disks, st
 	}
 	if (with_disks) {
 		for (size_t i = 0; paths[i]; i++)
-			delete_own_volume(a, conn, paths[i]);
+			delete_own_volume(a, conn, name, paths[i]);
 		_cleanup_free_ char *log =
 			kc_path_join_name(a->console_dir, name, ".log", "VM name", NULL);
 		if (log)

@@ -72,11 +72,18 @@ int kc_cmd_vm_create(struct kc_cli *cli, const struct kc_args *a);
 int kc_cmd_vm_action(struct kc_cli *cli, const struct kc_args *a);
 int kc_cmd_vm_shutdown(struct kc_cli *cli, const struct kc_args *a);
 int kc_cmd_vm_delete(struct kc_cli *cli, const struct kc_args *a);
+/* A stopped VM's root disk becomes template IMAGE of the library (a job). */
+int kc_cmd_vm_template(struct kc_cli *cli, const struct kc_args *a);
 int kc_cmd_vm_log(struct kc_cli *cli, const struct kc_args *a);
 int kc_cmd_vm_console(struct kc_cli *cli, const struct kc_args *a);
 /* cmd_cluster.c */
 int kc_cmd_host_add(struct kc_cli *cli, const struct kc_args *a);
 int kc_cmd_host_remove(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_host_token(struct kc_cli *cli, const struct kc_args *a);
+/* cmd_groups.c */
+int kc_cmd_group_list(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_group_show(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_group_delete(struct kc_cli *cli, const struct kc_args *a);
 /* cmd_sched.c */
 int kc_cmd_host_maintenance(struct kc_cli *cli, const struct kc_args *a);
 int kc_cmd_vm_import(struct kc_cli *cli, const struct kc_args *a);
@@ -96,6 +103,18 @@ int kc_cli_job_request(struct kc_cli *cli, const struct kc_args *a, const char *
 		       void (*print)(FILE *out, const json_t *answer));
 int kc_cmd_job_show(struct kc_cli *cli, const struct kc_args *a);
 int kc_cmd_job_list(struct kc_cli *cli, const struct kc_args *a);
+/* cmd_snapshot.c */
+int kc_cmd_snapshot_create(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_snapshot_list(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_snapshot_show(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_snapshot_revert(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_snapshot_delete(struct kc_cli *cli, const struct kc_args *a);
+/* cmd_image.c: the image library */
+int kc_cmd_image_list(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_image_show(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_image_register(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_image_upload(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_image_delete(struct kc_cli *cli, const struct kc_args *a);
 /* cmd_users.c */
 int kc_cmd_user_create(struct kc_cli *cli, const struct kc_args *a);
 int kc_cmd_user_list(struct kc_cli *cli, const struct kc_args *a);
@@ -105,3 +124,18 @@ int kc_cmd_token_create(struct kc_cli *cli, const struct kc_args *a);
 int kc_cmd_token_list(struct kc_cli *cli, const struct kc_args *a);
 int kc_cmd_token_revoke(struct kc_cli *cli, const struct kc_args *a);
 int kc_cmd_audit_list(struct kc_cli *cli, const struct kc_args *a);
+/* cmd_pool.c */
+int kc_cmd_pool_list(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_pool_show(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_pool_create(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_pool_delete(struct kc_cli *cli, const struct kc_args *a);
+/* cmd_vol.c */
+int kc_cmd_vol_create(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_vol_list(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_vol_show(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_vol_resize(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_vol_delete(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_vol_attach(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_vol_detach(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_vol_upload(struct kc_cli *cli, const struct kc_args *a);
+int kc_cmd_vol_download(struct kc_cli *cli, const struct kc_args *a);

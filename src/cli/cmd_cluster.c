@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The cluster verbs: host add/remove, zones, clusters (docs/cli.md). */
+/* The cluster verbs: host add/remove/token, zones, clusters (docs/cli.md). */
 #include <string.h>
 
 #include "cleanup.h"
@@ -19,15 +19,44 @@ static int check_name(struct kc_cli *cli, const char *name, const char *what)
 	return 0;
 }
 
-static void print_host_added(FILE *out, const json_t *a)
+/* "host NAME <what>. On it, before EXPIRY, run:" and the join command. */
+static void print_join_command(FILE *out, const json_t *a, const char *what)
 {
 	fputs("host ", out);
 	kc_fmt_safe(out, json_string_value(json_object_get(a, "host")));
-	fputs(" added (Pending). On it, before ", out);
+	fputs(what, out);
+	fputs(". On it, before ", out);
 	kc_fmt_safe(out, json_string_value(json_object_get(a, "expires_at")));
 	fputs(", run:\n  ", out);
 	kc_fmt_safe(out, json_string_value(json_object_get(a, "command")));
 	fputc('\n', out);
+}
+
+static void print_host_added(FILE *out, const json_t *a)
+{
+	print_join_command(out, a, " added (Pending)");
+}
+
+static void print_host_token(FILE *out, const json_t *a)
+{
+	const char *serial = json_string_value(json_object_get(a, "revoked_serial"));
+
+	print_join_command(out, a, ": new join token, earlier ones no longer work");
+	if (serial) {
+		fputs("certificate ", out);
+		kc_fmt_safe(out, serial);
+		fputs(" from its earlier join revoked\n", out);
+	}
+}
+
+int kc_cmd_host_token(struct kc_cli *cli, const struct kc_args *a)
+{
+	struct kc_error err = {0};
+	_cleanup_free_ char *path =
+		kc_req_path("hosts", a->pos[0], "/join-token", "host name", &err);
+	if (!path)
+		return kc_cli_fail(cli, &err, true);
+	return kc_cli_request(cli, "POST", path, NULL, 0, print_host_token);
 }
 
 int kc_cmd_host_add(struct kc_cli *cli, const struct kc_args *a)

@@ -35,7 +35,11 @@ static int vm_job(struct kc_cli *cli, const struct kc_args *a, const char *metho
 
 int kc_cmd_vm_list(struct kc_cli *cli, const struct kc_args *a)
 {
-	return kc_cli_request(cli, "GET", "/api/v1/vms", NULL, 0, kc_fmt_vm_table);
+	/* --live: ask every host now (slow with many), with the domains
+	 * kvmcloud has no record of. */
+	return kc_cli_request(cli, "GET",
+			      kc_args_has(a, "live") ? "/api/v1/vms?live=true" : "/api/v1/vms",
+			      NULL, 0, kc_fmt_vm_table);
 }
 
 int kc_cmd_vm_show(struct kc_cli *cli, const struct kc_args *a)
@@ -57,6 +61,15 @@ int kc_cmd_vm_create(struct kc_cli *cli, const struct kc_args *a)
 	}
 	if (kc_cli_placement_opts(a, req, &err) < 0)
 		return kc_cli_fail(cli, &err, true);
+	/* The pool of the disks, and a full copy instead of a linked clone. */
+	const char *pool = kc_args_value(a, "pool");
+	if (pool) {
+		if (kc_name_validate(pool, "pool name", &err) < 0)
+			return kc_cli_fail(cli, &err, true);
+		json_object_set_new(req, "pool", json_string(pool));
+	}
+	if (kc_args_has(a, "full-clone"))
+		json_object_set_new(req, "clone", json_string("full"));
 	/* Copying an image and starting a guest under TCG can take minutes. */
 	return kc_cli_job_request(cli, a, "POST", "/api/v1/vms", req, kc_fmt_vm_show);
 }
@@ -91,6 +104,36 @@ static void print_deleted(FILE *out, const json_t *answer)
 int kc_cmd_vm_delete(struct kc_cli *cli, const struct kc_args *a)
 {
 	bool keep = kc_args_has(a, "keep-disks");
-	return vm_job(cli, a, "DELETE", keep ? "?keep_disks=true" : "?keep_disks=false", NULL,
-		      print_deleted);
+	const char *q = keep ? "?keep_disks=true" : "?keep_disks=false";
+	const char *qs =
+		keep ? "?keep_disks=true&snapshots=true" : "?keep_disks=false&snapshots=true";
+	return vm_job(cli, a, "DELETE", kc_args_has(a, "snapshots") ? qs : q, NULL, print_deleted);
+}
+
+static void print_template(FILE *out, const json_t *answer)
+{
+	fputs("template ", out);
+	kc_fmt_safe(out, json_string_value(json_object_get(answer, "name")));
+	fprintf(out, " registered: %lld bytes, sha256 ",
+		(long long)json_integer_value(json_object_get(answer, "size_bytes")));
+	kc_fmt_safe(out, json_string_value(json_object_get(answer, "sha256")));
+	fputc('\n', out);
+}
+
+int kc_cmd_vm_template(struct kc_cli *cli, const struct kc_args *a)
+{
+	struct kc_error err = {0};
+	const char *os = kc_args_value(a, "os-type");
+	if (kc_name_validate(a->pos[1], "image name", &err) < 0 ||
+	    (os && kc_name_validate(os, "os type", &err) < 0))
+		return kc_cli_fail(cli, &err, true);
+	_cleanup_json_ json_t *body = json_pack("{s:s}", "image", a->pos[1]);
+	if (!body) {
+		kc_error_set(&err, KC_ERR_INTERNAL, "out of memory");
+		return kc_cli_fail(cli, &err, false);
+	}
+	if (os)
+		json_object_set_new(body, "os_type", json_string(os));
+	/* Flattening and copying a disk can take minutes: a job. */
+	return vm_job(cli, a, "POST", "/template", body, print_template);
 }

@@ -108,10 +108,20 @@ static const json_t *list_of(const json_t *j, const char *key)
 	return json_is_array(j) ? j : json_object_get(j, key);
 }
 
+/* The VM's host's state: GET /vms has it as host_state; the --live view
+ * has only host_reachable (false: the record's host did not answer). */
+static const char *vm_host_state(const json_t *vm)
+{
+	const char *s = str(vm, "host_state");
+	if (s)
+		return s;
+	return json_is_false(json_object_get(vm, "host_reachable")) ? "unreachable" : NULL;
+}
+
 void kc_fmt_vm_table(FILE *out, const json_t *vms)
 {
-	static const char *const head[] = {"NAME",   "STATE", "HOST", "VCPUS",
-					   "MEMORY", "ACCEL", "IMAGE"};
+	static const char *const head[] = {"NAME",  "STATE",  "HOST", "HOST-STATE",
+					   "VCPUS", "MEMORY", "IMAGE"};
 	struct table t = {.ncols = KC_ARRAY_SIZE(head)};
 	table_row(&t, head);
 	size_t i;
@@ -125,9 +135,9 @@ void kc_fmt_vm_table(FILE *out, const json_t *vms)
 		const char *row[] = {str(vm, "name"),
 				     str(vm, "state"),
 				     str(vm, "host"),
+				     vm_host_state(vm),
 				     num(vm, "vcpus", vcpus, sizeof(vcpus)),
 				     mem,
-				     str(vm, "accel"),
 				     str(vm, "image")};
 		table_row(&t, row);
 	}

@@ -11,7 +11,8 @@
 #include <jansson.h>
 #include <stdio.h>
 
-/* {"vms": [...]} or the array: NAME STATE HOST VCPUS MEMORY ACCEL IMAGE. */
+/* {"vms": [...]} or the array: NAME STATE HOST HOST-STATE VCPUS MEMORY
+ * IMAGE. */
 void kc_fmt_vm_table(FILE *out, const json_t *vms);
 /* {"hosts": [...]} or the array: NAME STATE ACCEL CPUS MEMORY LIBVIRT QEMU CHECK. */
 void kc_fmt_host_table(FILE *out, const json_t *hosts);

@@ -2,9 +2,11 @@
 #include "http.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "json_util.h"
@@ -84,13 +86,47 @@ struct sink {
 	struct kc_http_response *resp;
 	size_t cap;
 	bool too_large;
+	/* Downloads: a successful answer's body goes to fd as it comes. */
+	CURL *curl;
+	int fd; /* -1: kept in resp */
+	unsigned long long done, total;
+	void (*progress)(unsigned long long done, unsigned long long total, void *opaque);
+	void *opaque;
+	bool write_failed;
 };
+
+static size_t to_fd(struct sink *s, const char *data, size_t n)
+{
+	curl_off_t cl = -1;
+	curl_easy_getinfo(s->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+	s->total = cl >= 0 ? (unsigned long long)cl : 0;
+	for (size_t w = 0; w < n;) {
+		ssize_t k = write(s->fd, data + w, n - w);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			s->write_failed = true;
+			return 0;
+		}
+		w += (size_t)k;
+	}
+	s->done += n;
+	if (s->progress)
+		s->progress(s->done, s->total, s->opaque);
+	return n;
+}
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 {
 	struct sink *s = userdata;
 	size_t n = size * nmemb;
 	struct kc_http_response *r = s->resp;
+	if (s->fd >= 0) {
+		long code = 0;
+		curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &code);
+		if (code > 0 && code < 400)
+			return to_fd(s, data, n);
+	}
 	if (r->len + n > KC_HTTP_BODY_MAX) {
 		s->too_large = true;
 		return 0; /* makes curl fail with CURLE_WRITE_ERROR */
@@ -142,32 +178,82 @@ static void slist_freep(struct curl_slist **l)
 	curl_slist_free_all(*l);
 }
 
+/* One request with `payload` (may be NULL) of `len` bytes and its type;
+ * the body into `sink` (NULL: kept in resp). */
+static int perform(struct kc_client *c, const char *method, const char *path, const char *payload,
+		   size_t len, const char *content_type, struct kc_http_response *resp,
+		   struct sink *sink, struct kc_error *err);
+
 int kc_http_request(struct kc_client *c, const char *method, const char *path, const json_t *body,
 		    struct kc_http_response *resp, struct kc_error *err)
 {
-	memset(resp, 0, sizeof(*resp));
-	resp->log_next_offset = -1;
-	resp->log_size = -1;
-
-	_cleanup_free_ char *url = NULL;
-	_cleanup_free_ char *auth = NULL;
 	_cleanup_free_ char *payload = NULL;
-	__attribute__((cleanup(slist_freep))) struct curl_slist *headers = NULL;
-	if (asprintf(&url, "%s%s", c->url, path) < 0)
-		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
-	if (c->token && asprintf(&auth, "Authorization: Bearer %s", c->token) < 0)
-		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+
+	memset(resp, 0, sizeof(*resp));
 	if (body) {
 		payload = json_dumps(body, JSON_COMPACT);
 		if (!payload)
 			return kc_error_set(err, KC_ERR_INTERNAL, "cannot encode the request");
 	}
+	return perform(c, method, path, payload, payload ? strlen(payload) : 0,
+		       "Content-Type: application/json", resp, NULL, err);
+}
+
+int kc_http_request_bytes(struct kc_client *c, const char *method, const char *path,
+			  const void *data, size_t len, struct kc_http_response *resp,
+			  struct kc_error *err)
+{
+	memset(resp, 0, sizeof(*resp));
+	return perform(c, method, path, data, len, "Content-Type: application/octet-stream", resp,
+		       NULL, err);
+}
+
+int kc_http_download(struct kc_client *c, const char *path, int fd,
+		     void (*progress)(unsigned long long done, unsigned long long total,
+				      void *opaque),
+		     void *opaque, unsigned long long *ret_bytes, struct kc_error *err)
+{
+	struct kc_http_response resp;
+	struct sink sink = {
+		.resp = &resp, .curl = c->curl, .fd = fd, .progress = progress, .opaque = opaque};
+
+	memset(&resp, 0, sizeof(resp));
+	if (perform(c, "GET", path, NULL, 0, NULL, &resp, &sink, err) < 0) {
+		if (sink.write_failed)
+			kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "cannot write the file");
+		return -1;
+	}
+	int r = kc_http_check_status(&resp, err);
+	kc_http_response_clear(&resp);
+	if (r == 0 && sink.total && sink.done != sink.total)
+		r = kc_error_set(err, KC_ERR_UNAVAILABLE,
+				 "the download stopped after %llu of %llu bytes", sink.done,
+				 sink.total);
+	if (r == 0)
+		*ret_bytes = sink.done;
+	return r;
+}
+
+static int perform(struct kc_client *c, const char *method, const char *path, const char *payload,
+		   size_t len, const char *content_type, struct kc_http_response *resp,
+		   struct sink *out, struct kc_error *err)
+{
+	resp->log_next_offset = -1;
+	resp->log_size = -1;
+
+	_cleanup_free_ char *url = NULL;
+	_cleanup_free_ char *auth = NULL;
+	__attribute__((cleanup(slist_freep))) struct curl_slist *headers = NULL;
+	if (asprintf(&url, "%s%s", c->url, path) < 0)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	if (c->token && asprintf(&auth, "Authorization: Bearer %s", c->token) < 0)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 
 	struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json");
 	if (h && auth)
 		h = curl_slist_append(h, auth);
 	if (h && payload)
-		h = curl_slist_append(h, "Content-Type: application/json");
+		h = curl_slist_append(h, content_type);
 	if (h && c->extra_header)
 		h = curl_slist_append(h, c->extra_header);
 	if (!h)
@@ -175,7 +261,7 @@ int kc_http_request(struct kc_client *c, const char *method, const char *path, c
 	headers = h;
 
 	CURL *cu = c->curl;
-	struct sink sink = {.resp = resp};
+	struct sink own = {.resp = resp, .fd = -1}, *sinkp = out ? out : &own;
 	char errbuf[CURL_ERROR_SIZE] = "";
 	curl_easy_reset(cu);
 	curl_easy_setopt(cu, CURLOPT_URL, url);
@@ -192,7 +278,7 @@ int kc_http_request(struct kc_client *c, const char *method, const char *path, c
 	if (ca && *ca)
 		curl_easy_setopt(cu, CURLOPT_CAINFO, ca);
 	curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(cu, CURLOPT_WRITEDATA, &sink);
+	curl_easy_setopt(cu, CURLOPT_WRITEDATA, sinkp);
 	curl_easy_setopt(cu, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(cu, CURLOPT_HEADERDATA, resp);
 	if (strcmp(method, "GET") == 0) {
@@ -204,8 +290,7 @@ int kc_http_request(struct kc_client *c, const char *method, const char *path, c
 			curl_easy_setopt(cu, CURLOPT_CUSTOMREQUEST, method);
 		if (payload || strcmp(method, "POST") == 0) {
 			curl_easy_setopt(cu, CURLOPT_POSTFIELDS, payload ? payload : "");
-			curl_easy_setopt(cu, CURLOPT_POSTFIELDSIZE,
-					 (long)(payload ? strlen(payload) : 0));
+			curl_easy_setopt(cu, CURLOPT_POSTFIELDSIZE, (long)(payload ? len : 0));
 		}
 	}
 
@@ -216,7 +301,7 @@ int kc_http_request(struct kc_client *c, const char *method, const char *path, c
 		explicit_bzero(auth, strlen(auth));
 	if (rc != CURLE_OK) {
 		kc_http_response_clear(resp);
-		if (sink.too_large)
+		if (sinkp->too_large)
 			return kc_error_set(err, KC_ERR_TOO_LARGE,
 					    "the server's answer is larger than %u MiB",
 					    KC_HTTP_BODY_MAX >> 20);

@@ -44,7 +44,21 @@ const char *kc_client_token(const struct kc_client *c);
  * ("cannot reach the server at URL: ..."); any status is a success here. */
 int kc_http_request(struct kc_client *c, const char *method, const char *path, const json_t *body,
 		    struct kc_http_response *resp, struct kc_error *err);
+/* The same with a raw body (application/octet-stream): image uploads. */
+int kc_http_request_bytes(struct kc_client *c, const char *method, const char *path,
+			  const void *data, size_t len, struct kc_http_response *resp,
+			  struct kc_error *err);
 void kc_http_response_clear(struct kc_http_response *resp);
+
+/* GET `path` with a successful answer's body written to `fd` as it
+ * arrives (never held in memory: volume downloads), `progress` called
+ * after each piece with the bytes so far and Content-Length (0 if
+ * unknown).  An error status is read as usual; a body shorter than its
+ * Content-Length is KC_ERR_UNAVAILABLE.  *ret_bytes the bytes written. */
+int kc_http_download(struct kc_client *c, const char *path, int fd,
+		     void (*progress)(unsigned long long done, unsigned long long total,
+				      void *opaque),
+		     void *opaque, unsigned long long *ret_bytes, struct kc_error *err);
 
 /* Turns a status >= 400 into an error with the server's message (or "server
  * returned HTTP N" when the body is not an API error body).  0 otherwise. */

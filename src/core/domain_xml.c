@@ -486,3 +486,100 @@ int kc_domain_xml_build(const struct kc_domain_def *def, char **ret_xml, struct 
 	*ret_xml = xml;
 	return 0;
 }
+
+/* ---- a hot-plugged volume's <disk> ---- */
+
+#define KC_SERIAL_MAX 20 /* virtio-blk serials are 20 bytes */
+
+static int check_hotdisk(const struct kc_hotdisk *d, struct kc_error *err)
+{
+	size_t tl = d->target ? strlen(d->target) : 0;
+	if (tl < 3 || tl > 4 || strncmp(d->target, "vd", 2) != 0)
+		return kc_error_set(err, KC_ERR_INVALID, "disk target '%s' is not vd[a-z]",
+				    d->target ? d->target : "");
+	for (size_t i = 2; i < tl; i++)
+		if (d->target[i] < 'a' || d->target[i] > 'z')
+			return kc_error_set(err, KC_ERR_INVALID, "disk target '%s' is not vd[a-z]",
+					    d->target);
+	if (d->format != KC_FORMAT_QCOW2 && d->format != KC_FORMAT_RAW)
+		return kc_error_set(err, KC_ERR_INVALID, "unknown disk format %d", (int)d->format);
+	if (d->serial && check_text(d->serial, KC_SERIAL_MAX, "disk serial", err) < 0)
+		return -1;
+	switch (d->kind) {
+	case KC_HOTDISK_FILE:
+	case KC_HOTDISK_BLOCK:
+		return check_path(d->path, "disk path", err);
+	case KC_HOTDISK_NETWORK:
+		if (!d->protocol ||
+		    (strcmp(d->protocol, "nfs") != 0 && strcmp(d->protocol, "iscsi") != 0))
+			return kc_error_set(err, KC_ERR_INVALID, "unknown disk protocol '%s'",
+					    d->protocol ? d->protocol : "");
+		if (!d->host || !*d->host || !d->name || !*d->name)
+			return kc_error_set(err, KC_ERR_INVALID,
+					    "a network disk needs host and name");
+		if (d->port > 65535)
+			return kc_error_set(err, KC_ERR_INVALID, "disk port %u", d->port);
+		if (check_text(d->host, 253, "disk host", err) < 0 ||
+		    check_text(d->name, KC_PATH_MAX, "disk source name", err) < 0 ||
+		    (d->initiator && check_text(d->initiator, 223, "initiator", err) < 0))
+			return -1;
+		return 0;
+	}
+	return kc_error_set(err, KC_ERR_INVALID, "unknown disk kind %d", (int)d->kind);
+}
+
+int kc_hotdisk_xml_build(const struct kc_hotdisk *d, char **ret_xml, struct kc_error *err)
+{
+	static const char *const kind[] = {"file", "block", "network"};
+	char port[12];
+	struct kc_xmlw x;
+
+	if (check_hotdisk(d, err) < 0 || kc_xmlw_init(&x, err) < 0)
+		return -1;
+	kc_xmlw_start(&x, "disk");
+	kc_xmlw_attr(&x, "type", kind[d->kind]);
+	kc_xmlw_attr(&x, "device", "disk");
+	kc_xmlw_start(&x, "driver");
+	kc_xmlw_attr(&x, "name", "qemu");
+	kc_xmlw_attr(&x, "type", kc_disk_format_name(d->format));
+	kc_xmlw_attr(&x, "discard", "unmap");
+	kc_xmlw_end(&x);
+	switch (d->kind) {
+	case KC_HOTDISK_FILE:
+		kc_xmlw_elem_attr(&x, "source", "file", d->path);
+		break;
+	case KC_HOTDISK_BLOCK:
+		kc_xmlw_elem_attr(&x, "source", "dev", d->path);
+		break;
+	case KC_HOTDISK_NETWORK:
+		kc_xmlw_start(&x, "source");
+		kc_xmlw_attr(&x, "protocol", d->protocol);
+		kc_xmlw_attr(&x, "name", d->name);
+		kc_xmlw_start(&x, "host");
+		kc_xmlw_attr(&x, "name", d->host);
+		if (d->port) {
+			snprintf(port, sizeof(port), "%u", d->port);
+			kc_xmlw_attr(&x, "port", port);
+		}
+		kc_xmlw_end(&x);
+		if (d->initiator) {
+			kc_xmlw_start(&x, "initiator");
+			kc_xmlw_elem_attr(&x, "iqn", "name", d->initiator);
+			kc_xmlw_end(&x);
+		}
+		kc_xmlw_end(&x);
+		break;
+	}
+	kc_xmlw_start(&x, "target");
+	kc_xmlw_attr(&x, "dev", d->target);
+	kc_xmlw_attr(&x, "bus", "virtio");
+	kc_xmlw_end(&x);
+	if (d->serial)
+		kc_xmlw_elem(&x, "serial", d->serial);
+	kc_xmlw_end(&x);
+	char *xml = kc_xmlw_finish(&x, "the disk XML", err);
+	if (!xml)
+		return -1;
+	*ret_xml = xml;
+	return 0;
+}

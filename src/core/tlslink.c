@@ -510,6 +510,45 @@ int kc_tls_recv_json(struct kc_tls_link *link, int timeout_ms, json_t **ret, str
 	return kc_error_set(err, local.code, "%s", local.message);
 }
 
+int kc_tls_send_bytes(struct kc_tls_link *link, const void *buf, size_t len, struct kc_error *err)
+{
+	pthread_mutex_lock(&link->send_lock);
+	int r;
+	if (atomic_load(&link->broken))
+		r = kc_error_set(err, KC_ERR_UNAVAILABLE, "the connection is closed");
+	else
+		r = send_all(link, buf, len, err);
+	pthread_mutex_unlock(&link->send_lock);
+	return r;
+}
+
+int kc_tls_recv_bytes(struct kc_tls_link *link, void *buf, size_t cap, int timeout_ms,
+		      size_t *ret_len, struct kc_error *err)
+{
+	if (atomic_load(&link->broken))
+		return kc_error_set(err, KC_ERR_UNAVAILABLE, "the connection is closed");
+	gnutls_record_set_timeout(link->session, timeout_ms > 0 ? (unsigned)timeout_ms : 1);
+	for (;;) {
+		ssize_t n = gnutls_record_recv(link->session, buf, cap);
+		if (n > 0) {
+			*ret_len = (size_t)n;
+			return 0;
+		}
+		if (n == 0 || n == GNUTLS_E_PREMATURE_TERMINATION) {
+			atomic_store(&link->broken, true);
+			*ret_len = 0;
+			return 0;
+		}
+		if (n == GNUTLS_E_TIMEDOUT || n == GNUTLS_E_AGAIN)
+			return kc_error_set(err, KC_ERR_TIMEOUT, "nothing within the time limit");
+		if (n == GNUTLS_E_INTERRUPTED || !gnutls_error_is_fatal((int)n))
+			continue;
+		atomic_store(&link->broken, true);
+		return kc_error_set(err, KC_ERR_UNAVAILABLE, "TLS receive failed: %s",
+				    gnutls_strerror((int)n));
+	}
+}
+
 void kc_tls_shutdown(struct kc_tls_link *link)
 {
 	if (!link)

@@ -91,6 +91,17 @@ int kc_tls_send_json(struct kc_tls_link *link, const json_t *msg, struct kc_erro
  * trusted to be at a frame boundary.  One receiving thread at a time. */
 int kc_tls_recv_json(struct kc_tls_link *link, int timeout_ms, json_t **ret, struct kc_error *err);
 
+/* Raw bytes, for a link that has become a byte stream after its first
+ * frames (a console stream, docs/protocol.md).  kc_tls_send_bytes sends
+ * all of buf or breaks the link; thread-safe as kc_tls_send_json. */
+int kc_tls_send_bytes(struct kc_tls_link *link, const void *buf, size_t len, struct kc_error *err);
+/* Receives 1..cap bytes (what a frame left buffered comes first), waiting
+ * at most timeout_ms (> 0).  *ret_len is 0 when the peer closed the
+ * connection.  KC_ERR_TIMEOUT leaves the link usable; any other error
+ * breaks it (KC_ERR_UNAVAILABLE).  One receiving thread at a time. */
+int kc_tls_recv_bytes(struct kc_tls_link *link, void *buf, size_t cap, int timeout_ms,
+		      size_t *ret_len, struct kc_error *err);
+
 /* Shuts the socket down in both directions so that threads blocked in
  * send or receive return promptly (revocation closes a live connection
  * this way).  Safe from any thread, any number of times. */

@@ -12,6 +12,7 @@ static const char *const cpu_mode_names[] = {"default", "custom", "host-model", 
 static const char *const nic_type_names[] = {"user", "network", "bridge"};
 static const char *const boot_names[] = {"hd", "cdrom", "network"};
 static const char *const format_names[] = {"qcow2", "raw"};
+static const char *const clone_names[] = {"linked", "full"};
 
 #define NAME_OF(tab, v) ((size_t)(v) < KC_ARRAY_SIZE(tab) ? tab[v] : "unknown")
 
@@ -34,6 +35,10 @@ const char *kc_boot_dev_name(enum kc_boot_dev d)
 const char *kc_disk_format_name(enum kc_disk_format f)
 {
 	return NAME_OF(format_names, f);
+}
+const char *kc_clone_mode_name(enum kc_clone_mode m)
+{
+	return NAME_OF(clone_names, m);
 }
 
 /* Index of s in tab, or -1. */
@@ -117,7 +122,8 @@ static int parse_request(const json_t *obj, struct kc_vm_request *r, struct kc_e
 	static const char *const keys[] = {"name",     "vcpus",		 "memory_mib", "image",
 					   "disk_gib", "data_disks_gib", "iso",	       "nics",
 					   "boot",     "graphics",	 "autostart",  "start",
-					   "hostname", "user_data",	 NULL};
+					   "hostname", "user_data",	 "pool",       "clone",
+					   NULL};
 	if (kc_json_check_keys(obj, keys, "the VM request", err) < 0)
 		return -1;
 
@@ -237,6 +243,22 @@ static int parse_request(const json_t *obj, struct kc_vm_request *r, struct kc_e
 			snprintf(r->hostname, sizeof(r->hostname), "kcvm");
 	}
 
+	const char *pool = NULL, *clone = NULL;
+	if (kc_json_get_string(obj, "pool", false, 1024, &pool, err) < 0 ||
+	    (pool && kc_name_validate(pool, "pool name", err) < 0) ||
+	    kc_json_get_string(obj, "clone", false, 16, &clone, err) < 0)
+		return -1;
+	snprintf(r->pool, sizeof(r->pool), "%s", pool ? pool : "default");
+	if (clone) {
+		int m = lookup(clone_names, KC_ARRAY_SIZE(clone_names), clone);
+		if (m < 0)
+			return kc_error_set(err, KC_ERR_INVALID, "\"clone\" must be linked or full");
+		if (!image)
+			return kc_error_set(err, KC_ERR_INVALID,
+					    "\"clone\" needs an \"image\" (a template to clone)");
+		r->clone = (enum kc_clone_mode)m;
+	}
+
 	if (kc_json_get_string(obj, "user_data", false, KC_MAX_USER_DATA, &user_data, err) < 0)
 		return -1;
 	if (user_data) {
@@ -302,6 +324,9 @@ json_t *kc_vm_request_to_json(const struct kc_vm_request *r)
 	json_object_set_new(o, "hostname", json_string(r->hostname));
 	if (r->user_data)
 		json_object_set_new(o, "user_data", json_string(r->user_data));
+	json_object_set_new(o, "pool", json_string(r->pool[0] ? r->pool : "default"));
+	if (r->image[0])
+		json_object_set_new(o, "clone", json_string(kc_clone_mode_name(r->clone)));
 	return o;
 }
 

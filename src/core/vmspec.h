@@ -40,6 +40,10 @@ enum kc_disk_device { KC_DEVICE_DISK = 0, KC_DEVICE_CDROM };
  * kernel has no AHCI (SATA) driver, as many cloud kernels do. */
 enum kc_disk_bus { KC_BUS_VIRTIO = 0, KC_BUS_SATA, KC_BUS_IDE };
 enum kc_disk_format { KC_FORMAT_QCOW2 = 0, KC_FORMAT_RAW };
+/* How a root disk is made from its template (docs/storage.md, "Clones"):
+ * linked = a qcow2 overlay on a read-only base volume cached in the pool,
+ * full = a standalone copy. */
+enum kc_clone_mode { KC_CLONE_LINKED = 0, KC_CLONE_FULL };
 
 const char *kc_accel_name(enum kc_accel a);              /* "tcg" / "kvm" */
 const char *kc_cpu_mode_name(enum kc_cpu_mode m);        /* "default", "custom", "host-model", "host-passthrough" */
@@ -47,6 +51,7 @@ int kc_cpu_mode_parse(const char *s, enum kc_cpu_mode *ret, struct kc_error *err
 const char *kc_nic_type_name(enum kc_nic_type t);        /* "user", "network", "bridge" */
 const char *kc_boot_dev_name(enum kc_boot_dev d);        /* "hd", "cdrom", "network" */
 const char *kc_disk_format_name(enum kc_disk_format f);  /* "qcow2", "raw" */
+const char *kc_clone_mode_name(enum kc_clone_mode m);    /* "linked", "full" */
 
 struct kc_nic_request {
 	enum kc_nic_type type;
@@ -76,6 +81,8 @@ struct kc_vm_request {
 	bool start;                     /* default true: start after define */
 	char hostname[64];              /* guest hostname for the NoCloud seed; default = name */
 	char *user_data;                /* owned; optional NoCloud user-data, <= KC_MAX_USER_DATA */
+	char pool[KC_NAME_MAX + 1];     /* storage pool of the disks; default "default" */
+	enum kc_clone_mode clone;       /* default linked; only with an image */
 };
 
 /* Parses and validates (names, ranges, unknown keys).  Host-dependent limits

@@ -28,10 +28,12 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "console_stream.h"
 #include "db.h"
 #include "ha.h"
 #include "hostlink.h"
 #include "json_util.h"
+#include "peerlink.h"
 #include "reconcile.h"
 #include "scheduler.h"
 #include "server.h"
@@ -44,6 +46,10 @@
 #define AGENT_VERSION_MAX 64
 /* A create may still be running on the agent if its record is younger. */
 #define CREATE_GRACE_S 300
+/* Names in a hello's "creating" (an agent runs at most 64 creates). */
+#define CREATING_MAX 1024
+/* At most this many server endpoints go to an agent (its own limit). */
+#define AGENT_ENDPOINTS_MAX 16
 
 struct pending {
 	uint64_t id;
@@ -61,6 +67,7 @@ struct conn {
 	struct kc_tls_link *tls;
 	char *host;
 	bool registered; /* the host's current connection */
+	bool welcomed;	 /* welcome sent: other messages may follow */
 	bool closed;
 	uint64_t next_id;
 	struct pending *pending;
@@ -81,6 +88,7 @@ struct kc_agentlink {
 	bool stopping;
 	unsigned n_conns;
 	struct conn *conns; /* every connection with a thread */
+	json_t *last_eps;   /* the endpoints last pushed (staleness thread only) */
 };
 
 static const struct kc_hostlink_ops conn_ops;
@@ -306,9 +314,25 @@ static int check_v1(const json_t *msg, const char *const *keys, const char *what
 	return kc_json_check_keys(msg, keys, what, err);
 }
 
-/* The record-keeping of a hello: the reported domains against the records
- * of this host, by the rules of reconcile.c (see docs/protocol.md). */
-static void reconcile_host(struct kc_server *srv, const char *host, const json_t *domains)
+/* Does the hello's "creating" list (NULL: an agent too old to send one)
+ * leave out `name`?  Only then is a young "creating" record known dead. */
+static bool not_in_flight(const json_t *creating, const char *name)
+{
+	if (!creating)
+		return false;
+	for (size_t i = 0; i < json_array_size(creating); i++) {
+		const char *n = json_string_value(json_array_get(creating, i));
+		if (n && strcmp(n, name) == 0)
+			return false;
+	}
+	return true;
+}
+
+/* The record-keeping of a hello: the reported domains and creates in
+ * flight against the records of this host, by the rules of reconcile.c
+ * (see docs/protocol.md). */
+static void reconcile_host(struct kc_server *srv, const char *host, const json_t *domains,
+			   const json_t *creating)
 {
 	_cleanup_json_ json_t *rows = NULL;
 	_cleanup_json_ json_t *by_name = kc_index_by_name(domains);
@@ -344,7 +368,8 @@ static void reconcile_host(struct kc_server *srv, const char *host, const json_t
 						"reconcile: host %s: VM %s: create was interrupted "
 						"but the domain exists; kept\n",
 						host, name);
-			} else if (created && strcmp(created, grace) < 0) {
+			} else if ((created && strcmp(created, grace) < 0) ||
+				   not_in_flight(creating, name)) {
 				if (kc_db_vm_delete(srv->db, name, &e) == 0)
 					fprintf(stderr,
 						"reconcile: host %s: VM %s: create was "
@@ -363,9 +388,26 @@ static void reconcile_host(struct kc_server *srv, const char *host, const json_t
 	}
 }
 
+/* Every live server's agent endpoint, this one first, as agents take them
+ * (docs/protocol.md): at most AGENT_ENDPOINTS_MAX.  NULL if there is none
+ * to tell (an empty list would make agents forget every other server). */
+static json_t *agent_endpoints(struct kc_server *srv)
+{
+	json_t *eps = kc_ha_agent_endpoints(srv);
+
+	while (eps && json_array_size(eps) > AGENT_ENDPOINTS_MAX)
+		json_array_remove(eps, AGENT_ENDPOINTS_MAX);
+	if (eps && json_array_size(eps) == 0) {
+		json_decref(eps);
+		eps = NULL;
+	}
+	return eps;
+}
+
 static int handle_hello(struct conn *c, const json_t *msg, struct kc_error *err)
 {
-	static const char *const keys[] = {"v", "type", "agent_version", "facts", "domains", NULL};
+	static const char *const keys[] = {"v",	       "type", "agent_version", "facts", "domains",
+					   "creating", NULL};
 	struct kc_agentlink *al = c->al;
 	struct kc_server *srv = al->srv;
 	const char *type = json_string_value(json_object_get(msg, "type"));
@@ -381,6 +423,11 @@ static int handle_hello(struct conn *c, const json_t *msg, struct kc_error *err)
 	if (!json_is_object(facts) || !json_is_array(domains))
 		return kc_error_set(err, KC_ERR_INVALID,
 				    "hello: \"facts\" must be an object and \"domains\" an array");
+	json_t *creating = json_object_get(msg, "creating");
+	if (creating && (!json_is_array(creating) || json_array_size(creating) > CREATING_MAX))
+		return kc_error_set(err, KC_ERR_INVALID,
+				    "hello: \"creating\" must be an array of at most %d names",
+				    CREATING_MAX);
 
 	_cleanup_json_ json_t *f = json_deep_copy(facts);
 	static const char *const own[] = {"name", "uuid", "accel", "accel_reason"};
@@ -412,13 +459,17 @@ static int handle_hello(struct conn *c, const json_t *msg, struct kc_error *err)
 
 	_cleanup_json_ json_t *welcome = json_pack("{s:i,s:s,s:s,s:i}", "v", 1, "type", "welcome",
 						   "host", c->host, "heartbeat_s", (int)al->hb);
-	if (!welcome)
+	json_t *eps = agent_endpoints(srv);
+	if (!welcome || (eps && json_object_set_new(welcome, "endpoints", eps) < 0))
 		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 	if (kc_tls_send_json(c->tls, welcome, err) < 0)
 		return -1;
+	pthread_mutex_lock(&al->lock);
+	c->welcomed = true;
+	pthread_mutex_unlock(&al->lock);
 	fprintf(stderr, "agent link: host %s connected from %s (agent %s)\n", c->host, c->peer,
 		version);
-	reconcile_host(srv, c->host, domains);
+	reconcile_host(srv, c->host, domains, creating);
 	/* Flags, not refusals (cpucheck.c): the scheduler avoids the host. */
 	struct kc_error fe = {0};
 	if (kc_cluster_cpu_check(srv->db, c->host, facts, &fe) < 0 ||
@@ -593,10 +644,29 @@ static void *conn_main(void *arg)
 	if (stopping)
 		goto out;
 	if (identify(c, &e) < 0) {
+		/* Not a host: another server forwarding host calls (peerlink.c)? */
+		if (kc_peerlink_is_peer(srv, tls)) {
+			kc_peerlink_serve(srv, tls, c->peer);
+			goto out;
+		}
 		fprintf(stderr, "agent link: %s: refused: %s\n", c->peer, e.message);
 		goto out;
 	}
-	if (kc_tls_recv_json(tls, HELLO_MS, &hello, &e) < 0 || handle_hello(c, hello, &e) < 0) {
+	if (kc_tls_recv_json(tls, HELLO_MS, &hello, &e) == 0 &&
+	    kc_console_stream_is_stream(hello)) {
+		/* A console stream of this host (console_stream.c): the link
+		 * is no longer ours once claimed. */
+		pthread_mutex_lock(&al->lock);
+		c->tls = NULL;
+		pthread_mutex_unlock(&al->lock);
+		if (kc_console_stream_accept(srv, c->host, tls, hello, &e) < 0) {
+			fprintf(stderr, "agent link: host %s (%s): console stream refused: %s\n",
+				c->host, c->peer, e.message);
+			kc_tls_close(tls);
+		}
+		goto out;
+	}
+	if (kc_error_is_set(&e) || handle_hello(c, hello, &e) < 0) {
 		fprintf(stderr, "agent link: host %s (%s): closed before hello: %s\n", c->host,
 			c->peer, e.message);
 		goto out;
@@ -718,6 +788,39 @@ static void log_names(const json_t *names, const char *what)
 		fprintf(stderr, "agent link: host %s: %s\n", json_string_value(n), what);
 }
 
+/* Tells every welcomed agent the endpoint list when it differs from the
+ * one last told (docs/protocol.md, "endpoints"). */
+static void push_endpoints(struct kc_agentlink *al)
+{
+	json_t *eps = agent_endpoints(al->srv);
+
+	if (!eps || (al->last_eps && json_equal(eps, al->last_eps))) {
+		json_decref(eps);
+		return;
+	}
+	json_decref(al->last_eps);
+	al->last_eps = eps;
+	_cleanup_json_ json_t *msg =
+		json_pack("{s:i,s:s,s:O}", "v", 1, "type", "endpoints", "endpoints", eps);
+	pthread_mutex_lock(&al->lock);
+	struct conn **to = msg ? calloc(al->n_conns + 1, sizeof(*to)) : NULL;
+	size_t n = 0;
+	for (struct conn *c = al->conns; to && c; c = c->next) {
+		if (c->welcomed && !c->closed && c->tls) {
+			c->refs++;
+			to[n++] = c;
+		}
+	}
+	pthread_mutex_unlock(&al->lock);
+	for (size_t i = 0; i < n; i++) {
+		struct kc_error e = {0};
+		/* A failed send breaks the link: its own thread notices. */
+		kc_tls_send_json(to[i]->tls, msg, &e);
+		conn_unref(to[i]);
+	}
+	free(to);
+}
+
 static void *stale_main(void *arg)
 {
 	struct kc_agentlink *al = arg;
@@ -741,6 +844,7 @@ static void *stale_main(void *arg)
 		if (srv->agent && srv->host_name && kc_agent_is_connected(srv->agent))
 			kc_db_host_seen(srv->db, srv->host_name, NULL);
 		kc_ha_tick(srv);
+		push_endpoints(al);
 		kc_db_time_from_now(-3 * (long long)al->hb, before);
 		if (kc_db_host_mark_stale(srv->db, before, false, &disc, &e) == 0)
 			log_names(disc, "no heartbeat, Disconnected");
@@ -843,6 +947,7 @@ void kc_agentlink_stop(struct kc_agentlink *al)
 	if (al->fd >= 0)
 		close(al->fd);
 	kc_tls_creds_free(al->creds);
+	json_decref(al->last_eps);
 	pthread_cond_destroy(&al->cond);
 	pthread_mutex_destroy(&al->lock);
 	free(al);

@@ -17,11 +17,14 @@
 #include "auth.h"
 #include "authz.h"
 #include "cleanup.h"
+#include "clones.h"
 #include "cluster.h"
 #include "http_util.h"
+#include "images.h"
 #include "jobs.h"
 #include "metrics.h"
 #include "validate.h"
+#include "volumes.h"
 
 typedef int (*kc_handler_fn)(struct kc_call *c, struct kc_error *err);
 
@@ -48,6 +51,10 @@ static const struct kc_route routes[] = {
 	{"DELETE", "/api/v1/clusters/:cluster", kc_api_cluster_delete, false},
 	{"POST", "/api/v1/hosts/:host/check", kc_api_host_check, false},
 	{"POST", "/api/v1/hosts/:host/maintenance", kc_api_host_maintenance, false},
+	{"POST", "/api/v1/hosts/:host/join-token", kc_api_host_join_token, false},
+	{"GET", "/api/v1/groups", kc_api_groups_list, false},
+	{"GET", "/api/v1/groups/:group", kc_api_group_show, false},
+	{"DELETE", "/api/v1/groups/:group", kc_api_group_delete, false},
 	{"GET", "/api/v1/vms", kc_api_vms_list, false},
 	{"POST", "/api/v1/vms", kc_api_vm_create, false},
 	{"GET", "/api/v1/vms/:vm", kc_api_vm_show, false},
@@ -59,7 +66,36 @@ static const struct kc_route routes[] = {
 	{"GET", "/api/v1/vms/:vm/log", kc_api_vm_log, false},
 	{"GET", "/api/v1/vms/:vm/console", kc_api_vm_console, false},
 	{"POST", "/api/v1/vms/:vm/import", kc_api_vm_import, false},
+	{"POST", "/api/v1/vms/:vm/template", kc_api_vm_template, false}, /* api_template.c */
+	/* Snapshots (api_snapshots.c); ":snap" is read by the handlers. */
+	{"GET", "/api/v1/vms/:vm/snapshots", kc_api_snapshots_list, false},
+	{"POST", "/api/v1/vms/:vm/snapshots", kc_api_snapshot_create, false},
+	{"GET", "/api/v1/vms/:vm/snapshots/:snap", kc_api_snapshot_show, false},
+	{"DELETE", "/api/v1/vms/:vm/snapshots/:snap", kc_api_snapshot_delete, false},
+	{"POST", "/api/v1/vms/:vm/snapshots/:snap/revert", kc_api_snapshot_revert, false},
 	{"GET", "/metrics", kc_api_metrics, false},
+	/* Storage pools (api_pools.c; admin only: authz.c's default). */
+	{"GET", "/api/v1/pools", kc_api_pools_list, false},
+	{"POST", "/api/v1/pools", kc_api_pool_create, false},
+	{"GET", "/api/v1/pools/:pool", kc_api_pool_show, false},
+	{"DELETE", "/api/v1/pools/:pool", kc_api_pool_delete, false},
+	/* Volumes (api_volumes.c; a user's own, authz.c). */
+	{"GET", "/api/v1/volumes", kc_api_volumes_list, false},
+	{"POST", "/api/v1/volumes", kc_api_volume_create, false},
+	{"GET", "/api/v1/volumes/:volume", kc_api_volume_show, false},
+	{"DELETE", "/api/v1/volumes/:volume", kc_api_volume_delete, false},
+	{"POST", "/api/v1/volumes/:volume/resize", kc_api_volume_resize, false},
+	{"POST", "/api/v1/volumes/:volume/attach", kc_api_volume_attach, false},
+	{"POST", "/api/v1/volumes/:volume/detach", kc_api_volume_detach, false},
+	{"PUT", "/api/v1/volumes/:volume/data", kc_api_volume_upload, false},
+	{"GET", "/api/v1/volumes/:volume/data", kc_api_volume_download, false},
+	/* The image library (api_images.c). */
+	{"GET", "/api/v1/images", kc_api_images_list, false},
+	{"POST", "/api/v1/images", kc_api_image_create, false},
+	{"GET", "/api/v1/images/:image", kc_api_image_show, false},
+	{"DELETE", "/api/v1/images/:image", kc_api_image_delete, false},
+	{"PUT", "/api/v1/images/:image/data", kc_api_image_data, false},
+	{"POST", "/api/v1/images/:image/commit", kc_api_image_commit, false},
 	/* Jobs (jobs.c, api_jobs.c). */
 	{"GET", "/api/v1/jobs", kc_api_jobs_list, false},
 	{"GET", "/api/v1/jobs/:job", kc_api_job_show, false},
@@ -109,13 +145,19 @@ static bool pattern_match(const char *pattern, char **segs, int nsegs, const cha
 	*param = NULL;
 	for (int i = 0; i < np; i++) {
 		if (psegs[i][0] == ':') {
+			if (*param)
+				continue; /* a second one (":snap"): the handler reads it */
 			*param = segs[i];
-			*what = strcmp(psegs[i], ":vm") == 0	   ? "VM name"
+			*what = strcmp(psegs[i], ":vm") == 0	    ? "VM name"
 				: strcmp(psegs[i], ":zone") == 0    ? "zone name"
 				: strcmp(psegs[i], ":cluster") == 0 ? "cluster name"
 				: strcmp(psegs[i], ":user") == 0    ? "user name"
 				: strcmp(psegs[i], ":token") == 0   ? "token id"
+				: strcmp(psegs[i], ":image") == 0   ? "image name"
 				: strcmp(psegs[i], ":job") == 0	    ? "job id"
+				: strcmp(psegs[i], ":group") == 0   ? "group name"
+				: strcmp(psegs[i], ":pool") == 0    ? "pool name"
+				: strcmp(psegs[i], ":volume") == 0  ? "volume name"
 								    : "host name";
 		} else if (strcmp(psegs[i], segs[i]) != 0) {
 			return false;
@@ -248,6 +290,9 @@ static int callback(const struct _u_request *req, struct _u_response *resp, void
 	const struct kc_route *audited = NULL;
 	_cleanup_free_ char *name = NULL;
 	dispatch(&c, &audited, &name);
+	/* 503 is passing (a host between servers, libvirtd restarting). */
+	if (resp->status == 503)
+		u_map_put(resp->map_header, "Retry-After", "2");
 	if (audited)
 		kc_api_audit_request(&c, audited->method, audited->pattern);
 	kc_metrics_observe_request(req->http_verb, resp->status, &t0);

@@ -49,9 +49,22 @@ int kc_api_vm_reboot(struct kc_call *c, struct kc_error *err);
 int kc_api_vm_destroy(struct kc_call *c, struct kc_error *err);
 int kc_api_vm_log(struct kc_call *c, struct kc_error *err);
 int kc_api_vm_console(struct kc_call *c, struct kc_error *err);
+/* api_snapshots.c: /api/v1/vms/{name}/snapshots[/{snap}[/revert]]. */
+int kc_api_snapshots_list(struct kc_call *c, struct kc_error *err);
+int kc_api_snapshot_create(struct kc_call *c, struct kc_error *err);
+int kc_api_snapshot_show(struct kc_call *c, struct kc_error *err);
+int kc_api_snapshot_delete(struct kc_call *c, struct kc_error *err);
+int kc_api_snapshot_revert(struct kc_call *c, struct kc_error *err);
 /* api_sched.c (admin): maintenance mode, importing an unmanaged domain. */
 int kc_api_host_maintenance(struct kc_call *c, struct kc_error *err);
 int kc_api_vm_import(struct kc_call *c, struct kc_error *err);
+/* api_groups.c: affinity groups (scoped to the caller's own for users). */
+int kc_api_groups_list(struct kc_call *c, struct kc_error *err);
+int kc_api_group_show(struct kc_call *c, struct kc_error *err);
+int kc_api_group_delete(struct kc_call *c, struct kc_error *err);
+/* api_join_token.c (admin): a new join token for a host that has not
+ * connected yet. */
+int kc_api_host_join_token(struct kc_call *c, struct kc_error *err);
 /* api_users.c: users, tokens, sessions; api_audit.c: the audit log. */
 int kc_api_users_list(struct kc_call *c, struct kc_error *err);
 int kc_api_user_create(struct kc_call *c, struct kc_error *err);
@@ -63,3 +76,11 @@ int kc_api_tokens_list(struct kc_call *c, struct kc_error *err);
 int kc_api_token_delete(struct kc_call *c, struct kc_error *err);
 int kc_api_session_create(struct kc_call *c, struct kc_error *err);
 int kc_api_audit_list(struct kc_call *c, struct kc_error *err);
+/* api_pools.c (admin): storage pools (docs/storage.md, "Pools"). */
+int kc_api_pools_list(struct kc_call *c, struct kc_error *err);
+int kc_api_pool_create(struct kc_call *c, struct kc_error *err);
+int kc_api_pool_show(struct kc_call *c, struct kc_error *err);
+int kc_api_pool_delete(struct kc_call *c, struct kc_error *err);
+/* The definition the agents get, from a pool row (checked again). */
+struct kc_pool_def;
+int kc_pool_row_def(const json_t *row, struct kc_pool_def *def, struct kc_error *err);

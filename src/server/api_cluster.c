@@ -3,7 +3,6 @@
  * api_cluster.c - the inventory routes: adding a host (record + join
  * token), removing one (revocation, live link closed), zones, clusters.
  */
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +14,7 @@
 #include "hostlink.h"
 #include "http_util.h"
 #include "json_util.h"
-#include "pki.h"
 #include "validate.h"
-
-#define JOIN_TOKEN_TTL_S 3600
 
 /* An optional name field: absent is NULL, present must be a valid name. */
 static int get_name(const json_t *body, const char *key, const char *what, bool required,
@@ -53,10 +49,9 @@ int kc_api_host_add(struct kc_call *c, struct kc_error *err)
 	struct kc_server *srv = c->srv;
 	_cleanup_json_ json_t *body = NULL;
 	_cleanup_json_ json_t *cl = NULL;
-	_cleanup_free_ char *ca = NULL, *command = NULL;
+	_cleanup_json_ json_t *answer = NULL;
 	const char *name, *zone, *cluster;
-	unsigned char raw[KC_JOIN_TOKEN_HEX_LEN / 2];
-	char token[KC_JOIN_TOKEN_HEX_LEN + 1], hash[65], fp[65], expires[21];
+	struct kc_join_token t;
 	struct kc_error e = {0};
 
 	if (kc_http_read_json(c->req, true, &body, err) < 0 ||
@@ -80,30 +75,17 @@ int kc_api_host_add(struct kc_call *c, struct kc_error *err)
 	} else if (zone && zone_exists(srv, zone, err) < 0) {
 		return -1;
 	}
-	ca = kc_cluster_ca_pem(srv, err);
-	if (!ca || kc_pki_fingerprint_sha256(ca, fp, err) < 0)
+	/* The answer first: a CA that cannot be read leaves no host behind. */
+	kc_join_token_new(&t);
+	answer = kc_join_token_answer(srv, name, &t, err);
+	kc_join_token_wipe(&t);
+	if (!answer || kc_db_host_add(srv->db, name, zone, cluster, err) < 0)
 		return -1;
-
-	if (kc_db_host_add(srv->db, name, zone, cluster, err) < 0)
-		return -1;
-	randombytes_buf(raw, sizeof(raw));
-	sodium_bin2hex(token, sizeof(token), raw, sizeof(raw));
-	sodium_memzero(raw, sizeof(raw));
-	kc_join_token_hash(token, hash);
-	kc_db_time_from_now(JOIN_TOKEN_TTL_S, expires);
-	if (kc_db_join_token_create(srv->db, hash, name, expires, err) < 0) {
+	if (kc_db_join_token_create(srv->db, t.hash, name, t.expires_at, err) < 0) {
 		kc_db_host_remove(srv->db, name, NULL);
 		return -1;
 	}
-	if (asprintf(&command, "kvmcloud-agent join %s %s --ca-sha256 %s", srv->join_url, token,
-		     fp) < 0) {
-		command = NULL;
-		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
-	}
-	kc_http_json(c->resp, 201,
-		     json_pack("{s:s,s:s,s:s,s:s,s:s}", "host", name, "join_token", token,
-			       "expires_at", expires, "ca_sha256", fp, "command", command));
-	sodium_memzero(token, sizeof(token));
+	kc_http_json(c->resp, 201, steal_ptr(&answer));
 	return 0;
 }
 

@@ -17,6 +17,7 @@
 #include "api.h"
 #include "authz.h"
 #include "cleanup.h"
+#include "clones.h"
 #include "cluster.h"
 #include "hostlink.h"
 #include "http_util.h"
@@ -26,7 +27,10 @@
 #include "agentlink.h"
 #include "vmspec.h"
 #include "jobs.h"
+#include "images.h"
 #include "vm_ops.h"
+#include "volumes.h"
+#include "db_vm_list.h"
 
 #define LOG_DEFAULT_MAX		 (64 * 1024)
 #define LOG_MAX			 (1024 * 1024)
@@ -88,6 +92,13 @@ static json_t *vm_view(const char *host, const json_t *live, const json_t *row,
 			if (!json_object_get(o, "created_at"))
 				json_object_set(o, "created_at",
 						json_object_get(row, "created_at"));
+			/* Where its disks are and how they were made (vm_clone.c). */
+			const json_t *rq = json_object_get(row, "request");
+			json_t *pool = json_object_get(rq, "pool"), *clone = json_object_get(rq, "clone");
+			if (json_is_string(pool))
+				json_object_set(o, "pool", pool);
+			if (json_is_string(clone))
+				json_object_set(o, "clone", clone);
 		} else if (!json_object_get(o, "host") && host) {
 			json_object_set_new(o, "host", json_string(host));
 		}
@@ -104,8 +115,8 @@ static json_t *vm_view(const char *host, const json_t *live, const json_t *row,
 	if (o && unreachable)
 		json_object_set_new(o, "host_reachable", json_false());
 	/* What was asked for, so that a missing VM still says what it was. */
-	static const char *const copied[] = {"vcpus", "memory_mib", "image", "autostart",
-					     "graphics"};
+	static const char *const copied[] = {"vcpus",	 "memory_mib", "image", "autostart",
+					     "graphics", "pool",       "clone"};
 	for (size_t i = 0; o && json_is_object(req) && i < KC_ARRAY_SIZE(copied); i++) {
 		json_t *v = json_object_get(req, copied[i]);
 		if (v)
@@ -211,7 +222,10 @@ static json_t *hosts_to_ask(struct kc_server *srv)
 	return hosts;
 }
 
-int kc_api_vms_list(struct kc_call *c, struct kc_error *err)
+/* GET /vms?live=true: the records merged with every connected host's
+ * vm.list, asked one after the other (slow with many hosts), and, for an
+ * admin, the domains kvmcloud has no record of ("managed": false). */
+static int vms_list_live(struct kc_call *c, struct kc_error *err)
 {
 	struct kc_server *srv = c->srv;
 	_cleanup_json_ json_t *rows = NULL;
@@ -272,6 +286,78 @@ int kc_api_vms_list(struct kc_call *c, struct kc_error *err)
 		if (name && json_object_get(by_name, name))
 			json_array_append_new(
 				out, vm_view(NULL, NULL, v, !rhost || !json_object_get(answered, rhost)));
+	}
+	kc_http_json(c->resp, 200, json_pack("{s:o}", "vms", out));
+	return 0;
+}
+
+/* The state a VM list shows for `host` (its hosts row says `row_state`):
+ * the embedded agent's host is as up as its libvirt connection, as in
+ * GET /hosts. */
+static const char *list_host_state(struct kc_server *srv, const char *host, const char *row_state)
+{
+	if (host && kc_host_is_local(srv, host) &&
+	    !(row_state && strcmp(row_state, "Maintenance") == 0))
+		return kc_agent_is_connected(srv->agent) ? "Up" : "Down";
+	return row_state;
+}
+
+/* One VM of the list from a kc_db_vm_list_view row. */
+static json_t *list_item(struct kc_server *srv, const json_t *row)
+{
+	const char *host = json_string_value(json_object_get(row, "host"));
+	const char *hstate =
+		list_host_state(srv, host, json_string_value(json_object_get(row, "host_state")));
+	const json_t *req = json_object_get(row, "request");
+	static const char *const copied[] = {"name",	   "uuid",	 "host",
+					     "state",	   "owner",	 "vcpus",
+					     "memory_mib", "created_at", "updated_at"};
+	json_t *o = json_object();
+
+	for (size_t i = 0; o && i < KC_ARRAY_SIZE(copied); i++)
+		json_object_set(o, copied[i], json_object_get(row, copied[i]));
+	if (!o || json_object_set_new(o, "managed", json_true()) < 0 ||
+	    json_object_set_new(o, "host_state", hstate ? json_string(hstate) : json_null()) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	/* Up or Maintenance: its agent reports, so the state is current. */
+	if (!hstate || (strcmp(hstate, "Up") != 0 && strcmp(hstate, "Maintenance") != 0))
+		json_object_set_new(o, "host_reachable", json_false());
+	/* What was asked for; an imported VM's request has none of these. */
+	json_t *v = json_object_get(req, "image");
+	json_object_set(o, "image", json_is_string(v) ? v : json_null());
+	v = json_object_get(req, "autostart");
+	json_object_set_new(o, "autostart", json_boolean(json_is_true(v)));
+	v = json_object_get(req, "graphics");
+	json_object_set(o, "graphics", json_is_string(v) ? v : json_null());
+	return o;
+}
+
+int kc_api_vms_list(struct kc_call *c, struct kc_error *err)
+{
+	_cleanup_json_ json_t *rows = NULL;
+	bool live = false;
+	size_t i;
+	json_t *row;
+
+	if (kc_http_query_bool(c->req, "live", &live, err) < 0)
+		return -1;
+	if (live)
+		return vms_list_live(c, err);
+	/* The database's view, one query: states are kept current by the
+	 * hosts' lifecycle events, their hello (reconciliation) and every
+	 * action's answer, so no host is asked.  A user sees their own. */
+	if (kc_db_vm_list_view(c->srv->db, kc_authz_vm_owner(c), &rows, err) < 0)
+		return -1;
+	json_t *out = json_array();
+	json_array_foreach(rows, i, row)
+	{
+		json_t *o = list_item(c->srv, row);
+		if (!out || !o || json_array_append_new(out, o) < 0) {
+			json_decref(out);
+			return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+		}
 	}
 	kc_http_json(c->resp, 200, json_pack("{s:o}", "vms", out));
 	return 0;
@@ -349,7 +435,7 @@ int kc_api_vm_create(struct kc_call *c, struct kc_error *err)
 	if (json_object_get(body, "host") && !kc_authz_is_admin(c))
 		return kc_error_set(err, KC_ERR_FORBIDDEN, "only an admin may name the host");
 	/* Bad requests are refused now, not queued as jobs bound to fail. */
-	if (create_parse(body, &req, &requested, err) < 0)
+	if (create_parse(body, &req, &requested, err) < 0 || kc_vm_pool_check(c->srv, body, err) < 0)
 		return -1;
 	return kc_jobs_serve(c, "vm.create", req.name, body, 201, err);
 }
@@ -370,11 +456,16 @@ int kc_vm_op_create(struct kc_server *srv, const char *owner, const json_t *requ
 	stored = kc_vm_request_to_json(&req);
 	if (!stored)
 		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	/* A pool other than "default" decides where the VM may go (vm_clone.c). */
+	_cleanup_json_ json_t *placed = NULL;
+	_cleanup_free_ char *pool_host = NULL;
+	if (kc_vm_pool_place(srv, request, requested, &placed, &pool_host, err) < 0)
+		return -1;
 	/* The record first: its primary key makes two creates of one name
 	 * race safely, and a server killed mid-create leaves a 'creating'
 	 * record for reconcile.c to settle.  The scheduler chooses the host
 	 * in the same transaction, so the record reserves its room there. */
-	if (kc_place_and_record(srv, request, requested,
+	if (kc_place_and_record(srv, placed ? placed : request, requested ? requested : pool_host,
 				&(struct kc_db_vm){.name = req.name,
 						   .state = "creating",
 						   .owner = owner,
@@ -398,7 +489,9 @@ int kc_vm_op_create(struct kc_server *srv, const char *owner, const json_t *requ
 	if (progress)
 		progress(opaque, 30);
 
-	if (kc_host_call(srv, host, "vm.create", stored, &created, err) < 0) {
+	/* Library images reach the host first (image_dist.c). */
+	if (kc_images_ensure_for_vm(srv, host, stored, err) < 0 ||
+	    kc_vm_create_call(srv, host, stored, progress, opaque, &created, err) < 0) {
 		struct kc_error ignored = {0};
 		if (!kc_host_is_local(srv, host) && link_down(err)) {
 			/* The agent may still finish it: its next hello settles
@@ -508,22 +601,30 @@ int kc_api_vm_shutdown(struct kc_call *c, struct kc_error *err)
 
 int kc_api_vm_delete(struct kc_call *c, struct kc_error *err)
 {
-	bool keep = false;
+	bool keep = false, snapshots = false;
 
-	if (kc_http_query_bool(c->req, "keep_disks", &keep, err) < 0)
+	if (kc_http_query_bool(c->req, "keep_disks", &keep, err) < 0 ||
+	    kc_http_query_bool(c->req, "snapshots", &snapshots, err) < 0)
+		return -1;
+	/* Volumes are data, not the VM's disks: detached first (api_volumes.c). */
+	if (kc_volumes_vm_check_free(c->srv, c->name, err) < 0)
 		return -1;
 	_cleanup_json_ json_t *args = json_pack("{s:b}", "keep_disks", keep);
+	if (snapshots) /* only when given: the same body as before otherwise */
+		json_object_set_new(args, "snapshots", json_true());
 	return kc_jobs_serve(c, "vm.delete", c->name, args, 200, err);
 }
 
-int kc_vm_op_delete(struct kc_server *srv, const char *name, bool keep, json_t **ret,
-		    struct kc_error *err)
+int kc_vm_op_delete(struct kc_server *srv, const char *name, bool keep, bool snapshots,
+		    json_t **ret, struct kc_error *err)
 {
 	struct kc_error e = {0};
 
 	bool disks_deleted = !keep;
-	if (settled_call(srv, name, "vm.delete", json_pack("{s:b}", "with_disks", !keep), NULL,
-			 &e) < 0) {
+	json_t *args = json_pack("{s:b}", "with_disks", !keep);
+	if (args && snapshots)
+		json_object_set_new(args, "snapshots", json_true());
+	if (settled_call(srv, name, "vm.delete", args, NULL, &e) < 0) {
 		/* Already gone from libvirt ("missing"): only the record is left. */
 		if (e.code != KC_ERR_NOT_FOUND) {
 			*err = e;

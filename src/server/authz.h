@@ -2,8 +2,9 @@
 /*
  * authz.h - who may do what, decided in one place (docs/api.md, "Roles").
  * Admins may do everything.  A user sees and acts on only their own VMs
- * (another's is "not found", so that its existence does not leak), may
- * create VMs within their quotas, manages their own tokens, and may not
+ * and affinity groups (another's is "not found", so that its existence
+ * does not leak), may create VMs within their quotas, manages their own
+ * tokens, and may not
  * touch hosts, zones, clusters, users, the audit log or metrics.
  */
 #pragma once

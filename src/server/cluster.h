@@ -81,3 +81,17 @@ void kc_cluster_stop(struct kc_server *srv);
  * BLAKE2b-256 of the hex text, as for API tokens. */
 #define KC_JOIN_TOKEN_HEX_LEN 64
 void kc_join_token_hash(const char *token_hex, char out[65]);
+
+/* api_join_token.c: a new token, its hash and its expiry (an hour). */
+struct kc_join_token {
+	char token[KC_JOIN_TOKEN_HEX_LEN + 1];
+	char hash[65];
+	char expires_at[21];
+};
+void kc_join_token_new(struct kc_join_token *t);
+/* Overwrites the token's text (the hash and expiry stay). */
+void kc_join_token_wipe(struct kc_join_token *t);
+/* The answer that hands a token out: {"host","join_token","expires_at",
+ * "ca_sha256","command"}, the command being the agent's join line. */
+json_t *kc_join_token_answer(struct kc_server *srv, const char *host,
+			     const struct kc_join_token *t, struct kc_error *err);

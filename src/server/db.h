@@ -114,6 +114,13 @@ int kc_db_sqlite_open(const char *path, int target_version, struct kc_db **ret,
 /* pool_size: connections kept (0: the default, 8). */
 int kc_db_pg_open(const char *uri, int target_version, unsigned pool_size, struct kc_db **ret,
 		  struct kc_error *err);
+/* PostgreSQL cancels a statement that runs longer than this (server-side
+ * statement_timeout on every pooled connection); it then fails with
+ * KC_ERR_TIMEOUT.  Exclusive transactions (migrations) are exempt. */
+#define KC_DB_PG_STATEMENT_TIMEOUT_MS 30000
+/* Changes that limit for connections used from now on (0: the server's
+ * own setting); KC_ERR_INVALID for a handle that is not PostgreSQL's. */
+int kc_db_pg_set_statement_timeout(struct kc_db *db, unsigned ms, struct kc_error *err);
 
 /* ---- statements (thin wrappers over the ops) ---- */
 

@@ -247,6 +247,65 @@ int kc_db_join_token_create(struct kc_db *db, const char *hash_hex, const char *
 			  NULL, err);
 }
 
+struct reissue {
+	const char *host, *hash, *expires_at;
+	char *revoked; /* the serial revoked, malloc'd */
+};
+
+static int reissue_tx(struct kc_db *tx, void *opaque, struct kc_error *err)
+{
+	struct reissue *r = opaque;
+	_cleanup_json_ json_t *host = NULL;
+	char now[21];
+
+	free(steal_ptr(&r->revoked)); /* a retried transaction starts again */
+	if (kc_db_query_row(tx, "SELECT state, cert_serial FROM hosts WHERE name = $1",
+			    KC_DB_PARAMS(KC_DB_TEXT(r->host)), &host, err) < 0)
+		return -1;
+	if (!host)
+		return kc_error_set(err, KC_ERR_NOT_FOUND, "host \"%s\" not found", r->host);
+	const char *state = json_string_value(json_object_get(host, "state"));
+	if (!state || strcmp(state, "Pending") != 0)
+		return kc_error_set(err, KC_ERR_CONFLICT,
+				    "host \"%s\" is %s, not Pending: it has connected with its "
+				    "certificate; to join it anew, remove it (which revokes the "
+				    "certificate) and add it again",
+				    r->host, state ? state : "in no state");
+	const char *serial = json_string_value(json_object_get(host, "cert_serial"));
+	kc_db_now(now);
+	if (serial) {
+		if (kc_db_exec(
+			    tx,
+			    "INSERT INTO revoked_certs (serial, host, revoked_at) "
+			    "VALUES ($1, $2, $3) ON CONFLICT (serial) DO NOTHING",
+			    KC_DB_PARAMS(KC_DB_TEXT(serial), KC_DB_TEXT(r->host), KC_DB_TEXT(now)),
+			    NULL, err) < 0 ||
+		    kc_db_exec(tx, "UPDATE hosts SET cert_serial = NULL WHERE name = $1",
+			       KC_DB_PARAMS(KC_DB_TEXT(r->host)), NULL, err) < 0)
+			return -1;
+		if (!(r->revoked = strdup(serial)))
+			return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	}
+	if (kc_db_exec(tx, "DELETE FROM join_tokens WHERE host = $1 AND used_at IS NULL",
+		       KC_DB_PARAMS(KC_DB_TEXT(r->host)), NULL, err) < 0)
+		return -1;
+	return kc_db_join_token_create(tx, r->hash, r->host, r->expires_at, err);
+}
+
+int kc_db_join_token_reissue(struct kc_db *db, const char *host, const char *hash_hex,
+			     const char *expires_at, char **ret_revoked_serial,
+			     struct kc_error *err)
+{
+	struct reissue r = {.host = host, .hash = hash_hex, .expires_at = expires_at};
+
+	if (kc_db_tx(db, reissue_tx, &r, err) < 0) {
+		free(r.revoked);
+		return -1;
+	}
+	*ret_revoked_serial = r.revoked;
+	return 0;
+}
+
 int kc_db_join_token_use(struct kc_db *db, const char *hash_hex, char **ret_host,
 			 struct kc_error *err)
 {

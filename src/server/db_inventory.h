@@ -53,6 +53,14 @@ int kc_db_host_remove(struct kc_db *db, const char *name, struct kc_error *err);
 /* Stores a join token's hash for `host`, valid until expires_at. */
 int kc_db_join_token_create(struct kc_db *db, const char *hash_hex, const char *host,
 			    const char *expires_at, struct kc_error *err);
+/* Replaces the join tokens of a host that has not connected (state
+ * Pending) with a new one: unused tokens are deleted and a certificate
+ * issued by an earlier join is revoked (*ret_revoked_serial, malloc'd, or
+ * NULL), all in one transaction.  KC_ERR_NOT_FOUND, or KC_ERR_CONFLICT for
+ * a host in any other state. */
+int kc_db_join_token_reissue(struct kc_db *db, const char *host, const char *hash_hex,
+			     const char *expires_at, char **ret_revoked_serial,
+			     struct kc_error *err);
 /* Burns a join token: *ret_host (malloc'd) is its host.  Unknown, used or
  * expired is KC_ERR_UNAUTHORIZED, all with the same message.  Of two
  * racing uses, one wins. */

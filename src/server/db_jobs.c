@@ -2,6 +2,8 @@
 /* db_jobs.c - the job queue. */
 #include "db.h"
 
+#include <string.h>
+
 #include "cleanup.h"
 #include "json_util.h"
 
@@ -206,4 +208,98 @@ int kc_db_job_list_running(struct kc_db *db, const char *worker, json_t **ret,
 		return -1;
 	kc_db_rows_parse_json(*ret, job_json_cols);
 	return 0;
+}
+
+int kc_db_job_settle(struct kc_db *db, const char *id, const char *worker, const char *state,
+		     const json_t *result, const json_t *error, struct kc_error *err)
+{
+	char now[21];
+
+	if (strcmp(state, "succeeded") != 0 && strcmp(state, "failed") != 0 &&
+	    strcmp(state, "queued") != 0)
+		return kc_error_set(err, KC_ERR_INVALID, "cannot settle a job as \"%s\"", state);
+	kc_db_now(now);
+	/* Queued again: no worker, no result; ended: as kc_db_job_finish. */
+	return change_job(db, id, "settle it",
+			  "UPDATE jobs SET state = $3, worker = CASE WHEN $3 = 'queued' THEN NULL "
+			  "ELSE worker END, progress = CASE WHEN $3 = 'succeeded' THEN 100 WHEN "
+			  "$3 = 'queued' THEN 0 ELSE progress END, result = $4, error = $5, "
+			  "updated_at = $6 WHERE id = $1 AND state = 'running' AND worker = $2",
+			  KC_DB_PARAMS(KC_DB_TEXT(id), KC_DB_TEXT(worker), KC_DB_TEXT(state),
+				       KC_DB_JSON(result), KC_DB_JSON(error), KC_DB_TEXT(now)),
+			  err);
+}
+
+int kc_db_job_purge(struct kc_db *db, const char *before, int batch, int64_t *ret_deleted,
+		    struct kc_error *err)
+{
+	if (batch < 1 || batch > 10000)
+		return kc_error_set(err, KC_ERR_INVALID, "batch must be 1..10000");
+	/* A subquery with LIMIT: neither engine has DELETE ... LIMIT in the
+	 * subset both share.  Queued and running jobs are never touched. */
+	return kc_db_exec(db,
+			  "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state IN "
+			  "('succeeded', 'failed') AND updated_at < $1 ORDER BY updated_at, id "
+			  "LIMIT $2)",
+			  KC_DB_PARAMS(KC_DB_TEXT(before), KC_DB_INT(batch)), ret_deleted, err);
+}
+
+struct adopt {
+	const char *endpoint, *stale_before, *worker;
+	json_t *jobs;
+	bool dead;
+};
+
+static int adopt_tx(struct kc_db *tx, void *opaque, struct kc_error *err)
+{
+	struct adopt *a = opaque;
+	_cleanup_json_ json_t *row = NULL;
+	char now[21];
+
+	json_decref(steal_ptr(&a->jobs));
+	a->dead = false;
+	/* Judged again inside the transaction: a server that came back since
+	 * the caller looked keeps its row and its jobs. */
+	if (kc_db_query_row(tx,
+			    "SELECT worker FROM servers WHERE agent_endpoint = $1 AND "
+			    "last_seen_at < $2",
+			    KC_DB_PARAMS(KC_DB_TEXT(a->endpoint), KC_DB_TEXT(a->stale_before)),
+			    &row, err) < 0)
+		return -1;
+	if (!row)
+		return 0;
+	a->dead = true;
+	const char *dead = json_string_value(json_object_get(row, "worker"));
+	kc_db_now(now);
+	/* Another server with the same worker name would be this one: its
+	 * jobs are not orphans. */
+	if (dead && strcmp(dead, a->worker) != 0) {
+		if (kc_db_query(
+			    tx,
+			    "UPDATE jobs SET worker = $2, updated_at = $3 WHERE worker = $1 AND "
+			    "state = 'running' RETURNING " JOB_COLS,
+			    KC_DB_PARAMS(KC_DB_TEXT(dead), KC_DB_TEXT(a->worker), KC_DB_TEXT(now)),
+			    &a->jobs, err) < 0)
+			return -1;
+		kc_db_rows_parse_json(a->jobs, job_json_cols);
+	}
+	return kc_db_exec(tx, "DELETE FROM servers WHERE agent_endpoint = $1",
+			  KC_DB_PARAMS(KC_DB_TEXT(a->endpoint)), NULL, err);
+}
+
+int kc_db_job_adopt_dead(struct kc_db *db, const char *endpoint, const char *stale_before,
+			 const char *worker, json_t **ret, struct kc_error *err)
+{
+	struct adopt a = {.endpoint = endpoint, .stale_before = stale_before, .worker = worker};
+
+	if (kc_db_tx(db, adopt_tx, &a, err) < 0) {
+		json_decref(a.jobs);
+		return -1;
+	}
+	if (!a.dead) {
+		*ret = NULL;
+		return 0;
+	}
+	*ret = a.jobs ? a.jobs : json_array();
+	return *ret ? 0 : kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 }

@@ -47,3 +47,21 @@ int kc_db_job_requeue_worker(struct kc_db *db, const char *worker, int64_t *ret_
 /* The jobs `worker` has in state running, oldest first (start-up recovery). */
 int kc_db_job_list_running(struct kc_db *db, const char *worker, json_t **ret,
 			   struct kc_error *err);
+/* Settles a job `worker` holds running: `state` "succeeded" / "failed"
+ * (with result / error, as kc_db_job_finish) or "queued" (again, for any
+ * worker).  A job no longer running for `worker` (another server settled or
+ * took it) is KC_ERR_CONFLICT: so a job is settled once. */
+int kc_db_job_settle(struct kc_db *db, const char *id, const char *worker, const char *state,
+		     const json_t *result, const json_t *error, struct kc_error *err);
+/* Deletes up to `batch` (1..10000) finished jobs (succeeded or failed) last
+ * changed before `before` (a timestamp), oldest first; queued and running
+ * jobs never.  *ret_deleted (may be NULL): how many. */
+int kc_db_job_purge(struct kc_db *db, const char *before, int batch, int64_t *ret_deleted,
+		    struct kc_error *err);
+/* In one transaction: if the server `endpoint` is still not seen since
+ * `stale_before`, moves the jobs its worker left running to `worker` (still
+ * running; *ret gets them) and deletes its servers row.  Of several servers
+ * doing this at once, one gets the jobs.  A server seen meanwhile (or
+ * gone already): *ret = NULL. */
+int kc_db_job_adopt_dead(struct kc_db *db, const char *endpoint, const char *stale_before,
+			 const char *worker, json_t **ret, struct kc_error *err);

@@ -14,6 +14,13 @@
  *
  * Values are sent as text with explicit types (text, int8), so the
  * server never has to guess a parameter's type.
+ *
+ * Every connection has a statement_timeout (KC_DB_PG_STATEMENT_TIMEOUT_MS
+ * unless changed): a query stuck on a lock or a runaway plan is cancelled
+ * by the server and fails with KC_ERR_TIMEOUT instead of holding an API
+ * thread and a pooled connection for ever.  Exclusive transactions
+ * (migrations at start-up, which may wait for another server's) are
+ * exempt.
  */
 #include <libpq-fe.h>
 #include <poll.h>
@@ -48,11 +55,13 @@
 struct pg_slot {
 	PGconn *conn;
 	bool busy;
+	unsigned timeout_ms; /* statement_timeout set on conn; 0: not yet */
 };
 
 struct pg_db {
 	struct kc_db base;
 	char *uri;
+	unsigned timeout_ms; /* what every connection should have (under lock) */
 	pthread_mutex_t lock;
 	pthread_cond_t freed;
 	unsigned n_slots;
@@ -113,6 +122,33 @@ static int connect_slot(struct pg_db *pg, struct pg_slot *slot, struct kc_error 
 	PQsetNoticeProcessor(slot->conn, ignore_notice, NULL);
 	PGresult *r = PQexec(slot->conn, "SET TIME ZONE 'UTC'");
 	PQclear(r);
+	slot->timeout_ms = 0; /* the server's default until set_timeout() */
+	return 0;
+}
+
+/* Gives the connection the pool's statement_timeout if it has another. */
+static int set_timeout(struct pg_slot *slot, unsigned ms, struct kc_error *err)
+{
+	char buf[KC_ERROR_MSG_MAX], value[16];
+
+	if (slot->timeout_ms == ms)
+		return 0;
+	snprintf(value, sizeof(value), "%u", ms);
+	const char *values[] = {value};
+	const Oid types[] = {TEXTOID};
+	PGresult *r = PQexecParams(slot->conn, "SELECT set_config('statement_timeout', $1, false)",
+				   1, types, values, NULL, NULL, 0);
+	bool ok = r && PQresultStatus(r) == PGRES_TUPLES_OK;
+	PQclear(r);
+	if (!ok) {
+		kc_error_set(err, KC_ERR_UNAVAILABLE,
+			     "PostgreSQL: cannot set statement_timeout: %s",
+			     one_line(PQerrorMessage(slot->conn), buf, sizeof(buf)));
+		PQfinish(slot->conn);
+		slot->conn = NULL;
+		return -1;
+	}
+	slot->timeout_ms = ms;
 	return 0;
 }
 
@@ -142,9 +178,10 @@ static int acquire(struct pg_db *pg, struct pg_slot **ret, struct kc_error *err)
 		}
 	}
 	slot->busy = true;
+	unsigned timeout_ms = pg->timeout_ms;
 	pthread_mutex_unlock(&pg->lock);
 	/* Connecting outside the lock: others keep using their connections. */
-	if (connect_slot(pg, slot, err) < 0) {
+	if (connect_slot(pg, slot, err) < 0 || set_timeout(slot, timeout_ms, err) < 0) {
 		pthread_mutex_lock(&pg->lock);
 		slot->busy = false;
 		pthread_cond_signal(&pg->freed);
@@ -177,6 +214,8 @@ static enum kc_errcode map_sqlstate(const char *state)
 		return KC_ERR_CONFLICT;
 	if (strncmp(state, "23", 2) == 0) /* foreign key, not null, check */
 		return KC_ERR_INVALID;
+	if (strcmp(state, "57014") == 0) /* cancelled: statement_timeout */
+		return KC_ERR_TIMEOUT;
 	if (strncmp(state, "40", 2) == 0 ||  /* serialisation failure, deadlock */
 	    strncmp(state, "08", 2) == 0 ||  /* connection exception */
 	    strncmp(state, "57P", 3) == 0 || /* admin / crash shutdown */
@@ -186,8 +225,9 @@ static enum kc_errcode map_sqlstate(const char *state)
 	return KC_ERR_INTERNAL;
 }
 
-static int pg_error(PGconn *c, PGresult *res, struct kc_error *err)
+static int pg_error(const struct pg_slot *slot, PGresult *res, struct kc_error *err)
 {
+	PGconn *c = slot->conn;
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 	char buf[KC_ERROR_MSG_MAX];
@@ -196,6 +236,11 @@ static int pg_error(PGconn *c, PGresult *res, struct kc_error *err)
 		msg = one_line(PQerrorMessage(c), buf, sizeof(buf));
 	if (PQstatus(c) != CONNECTION_OK)
 		state = NULL;
+	if (state && strcmp(state, "57014") == 0)
+		return kc_error_set(err, KC_ERR_TIMEOUT,
+				    "database: statement cancelled after the statement timeout of "
+				    "%u ms (%s) / SQLSTATE 57014",
+				    slot->timeout_ms, msg);
 	return kc_error_set(err, map_sqlstate(state), "database: %s%s%s", msg,
 			    state ? " / SQLSTATE " : "", state ? state : "");
 }
@@ -252,9 +297,10 @@ static void free_values(char **values, size_t n)
 		free(values[i]);
 }
 
-static int run(PGconn *c, const char *sql, const struct kc_db_param *params, size_t n,
+static int run(struct pg_slot *slot, const char *sql, const struct kc_db_param *params, size_t n,
 	       int64_t *ret_changes, json_t **ret_rows, struct kc_error *err)
 {
+	PGconn *c = slot->conn;
 	PGresult *res;
 
 	if (n == 0) {
@@ -303,7 +349,7 @@ static int run(PGconn *c, const char *sql, const struct kc_db_param *params, siz
 done:;
 	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		pg_error(c, res, err);
+		pg_error(slot, res, err);
 		PQclear(res);
 		return -1;
 	}
@@ -332,13 +378,12 @@ static int pg_run(struct kc_db *db, const char *sql, const struct kc_db_param *p
 		  int64_t *ret_changes, json_t **ret_rows, struct kc_error *err)
 {
 	if (db->in_tx)
-		return run(((struct pg_tx *)db)->slot->conn, sql, params, n, ret_changes, ret_rows,
-			   err);
+		return run(((struct pg_tx *)db)->slot, sql, params, n, ret_changes, ret_rows, err);
 	struct pg_db *pg = (struct pg_db *)db;
 	struct pg_slot *slot;
 	if (acquire(pg, &slot, err) < 0)
 		return -1;
-	int rc = run(slot->conn, sql, params, n, ret_changes, ret_rows, err);
+	int rc = run(slot, sql, params, n, ret_changes, ret_rows, err);
 	release(pg, slot);
 	return rc;
 }
@@ -372,9 +417,10 @@ static int pg_tx_begin(struct kc_db *db, unsigned flags, struct kc_db **ret_tx,
 	 * would be taken before the wait). */
 	const char *begin = (flags & KC_DB_TX_EXCLUSIVE)
 				    ? "BEGIN ISOLATION LEVEL READ COMMITTED; "
+				      "SET LOCAL statement_timeout = 0; "
 				      "SELECT pg_advisory_xact_lock(" EXCLUSIVE_LOCK_KEY ")"
 				    : "BEGIN ISOLATION LEVEL SERIALIZABLE";
-	if (run(tx->slot->conn, begin, NULL, 0, NULL, NULL, err) < 0) {
+	if (run(tx->slot, begin, NULL, 0, NULL, NULL, err) < 0) {
 		release(pg, tx->slot);
 		free(tx);
 		return -1;
@@ -400,7 +446,7 @@ static int pg_tx_commit(struct kc_db *db, struct kc_error *err)
 {
 	struct pg_tx *tx = (struct pg_tx *)db;
 
-	if (run(tx->slot->conn, "COMMIT", NULL, 0, NULL, NULL, err) < 0) {
+	if (run(tx->slot, "COMMIT", NULL, 0, NULL, NULL, err) < 0) {
 		pg_tx_rollback(db);
 		return -1;
 	}
@@ -448,6 +494,7 @@ int kc_db_pg_open(const char *uri, int target_version, unsigned pool_size, struc
 		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 	pg->base.ops = &pg_ops;
 	pg->n_slots = n;
+	pg->timeout_ms = KC_DB_PG_STATEMENT_TIMEOUT_MS;
 	pthread_mutex_init(&pg->lock, NULL);
 	pthread_cond_init(&pg->freed, NULL);
 	pg->uri = strdup(uri);
@@ -462,4 +509,15 @@ int kc_db_pg_open(const char *uri, int target_version, unsigned pool_size, struc
 fail:
 	pg_close(&pg->base);
 	return -1;
+}
+
+int kc_db_pg_set_statement_timeout(struct kc_db *db, unsigned ms, struct kc_error *err)
+{
+	if (db->ops != &pg_ops || db->in_tx)
+		return kc_error_set(err, KC_ERR_INVALID, "not a PostgreSQL database handle");
+	struct pg_db *pg = (struct pg_db *)db;
+	pthread_mutex_lock(&pg->lock);
+	pg->timeout_ms = ms;
+	pthread_mutex_unlock(&pg->lock);
+	return 0;
 }

@@ -165,6 +165,84 @@
 	");" \
 	"ALTER TABLE vms ADD COLUMN vm_group TEXT REFERENCES vm_groups(name) ON UPDATE CASCADE;" \
 	"CREATE INDEX vms_group ON vms(vm_group);"
+/* Version 6: each server's peer certificate serial (peerlink.c), so that
+ * a server accepts another's forwarding connection by its certificate. */
+#define V6_PEERS \
+	"ALTER TABLE servers ADD COLUMN cert_serial TEXT;"
+/* Version 7: each server's job worker name (jobs.h), so that a live server
+ * can settle the running jobs of one that died for good (jobs_sweep.c). */
+#define V7_WORKER \
+	"ALTER TABLE servers ADD COLUMN worker TEXT;"
+/* Version 8 (issue 4, pools): storage pools beside each host's implicit
+ * "default" pool (db_pools.c, docs/storage.md "Pools").  A pool belongs to
+ * one host (scope host) or to every host of a cluster (scope cluster);
+ * only the source fields of its type are set.  overcommit_pct: 100 = 1.0. */
+#define V8_POOLS \
+	"CREATE TABLE pools (" \
+	"  name TEXT PRIMARY KEY NOT NULL," \
+	"  type TEXT NOT NULL CHECK (type IN ('dir', 'mountpoint', 'nfs', 'iscsi', 'logical'))," \
+	"  scope TEXT NOT NULL CHECK (scope IN ('host', 'cluster'))," \
+	"  host TEXT REFERENCES hosts(name) ON UPDATE CASCADE," \
+	"  cluster TEXT REFERENCES clusters(name) ON UPDATE CASCADE," \
+	"  path TEXT," \
+	"  server TEXT," \
+	"  export TEXT," \
+	"  portal TEXT," \
+	"  target TEXT," \
+	"  initiator TEXT," \
+	"  vg TEXT," \
+	"  overcommit_pct INTEGER NOT NULL DEFAULT 100 CHECK (overcommit_pct BETWEEN 100 AND 1000)," \
+	"  created_at TEXT NOT NULL," \
+	"  CHECK ((scope = 'host' AND host IS NOT NULL AND cluster IS NULL) OR " \
+	"         (scope = 'cluster' AND cluster IS NOT NULL AND host IS NULL))" \
+	");" \
+	"CREATE INDEX pools_host ON pools(host);" \
+	"CREATE INDEX pools_cluster ON pools(cluster);"
+/* Version 9 (issue 4, image library): templates and ISOs in the server's
+ * store (db_images.c, image_store.c). */
+#define V9_IMAGES \
+	"CREATE TABLE images (" \
+	"  name TEXT PRIMARY KEY NOT NULL," \
+	"  kind TEXT NOT NULL CHECK (kind IN ('template', 'iso'))," \
+	"  format TEXT NOT NULL CHECK (format IN ('qcow2', 'raw', 'iso'))," \
+	"  os_type TEXT," \
+	"  size_bytes BIGINT," \
+	"  virtual_size_bytes BIGINT," \
+	"  sha256 TEXT," \
+	"  source TEXT NOT NULL," \
+	"  state TEXT NOT NULL CHECK (state IN ('pending', 'downloading', 'ready', 'error'))," \
+	"  error TEXT," \
+	"  owner TEXT REFERENCES users(name) ON UPDATE CASCADE ON DELETE SET NULL," \
+	"  created_at TEXT NOT NULL," \
+	"  updated_at TEXT NOT NULL" \
+	");" \
+	"CREATE INDEX images_state ON images(state);"
+/* Version 10 (issue 4, volumes): data volumes in pools, hot-plugged into
+ * VMs (db_volumes.c, docs/storage.md "Volumes").  pool names a pools row
+ * or "default" (each host's own pool, no row); host is the host whose
+ * pool holds it (for a cluster's shared pool, the one that made it: any
+ * host of the cluster reaches it).  attached_to has no foreign key: a VM
+ * deleted under a volume is read as detached (api_volumes.c).  An upload
+ * under way counts received_bytes of upload_bytes. */
+#define V10_VOLUMES \
+	"CREATE TABLE volumes (" \
+	"  name TEXT PRIMARY KEY NOT NULL," \
+	"  pool TEXT NOT NULL," \
+	"  host TEXT REFERENCES hosts(name) ON UPDATE CASCADE," \
+	"  format TEXT NOT NULL CHECK (format IN ('qcow2', 'raw'))," \
+	"  capacity_bytes BIGINT NOT NULL CHECK (capacity_bytes > 0)," \
+	"  attached_to TEXT," \
+	"  target TEXT," \
+	"  owner TEXT REFERENCES users(name) ON UPDATE CASCADE," \
+	"  state TEXT NOT NULL CHECK (state IN ('creating', 'ready', 'uploading', 'attaching', " \
+	"'detaching', 'deleting'))," \
+	"  upload_bytes BIGINT," \
+	"  received_bytes BIGINT," \
+	"  created_at TEXT NOT NULL," \
+	"  CHECK ((attached_to IS NULL) = (target IS NULL))" \
+	");" \
+	"CREATE INDEX volumes_owner ON volumes(owner);" \
+	"CREATE INDEX volumes_attached ON volumes(attached_to);"
 /* clang-format on */
 
 /* Version 3's data: the built-in admin user owns what exists already. */
@@ -220,6 +298,16 @@ static const struct migration {
 	{V4, NULL, NULL},
 	/* 5: the scheduler - host flags, affinity groups (scheduler.c) */
 	{V5_SCHED(SQ_JSON), V5_SCHED(PG_JSON), NULL},
+	/* 6: servers forward host calls to each other (peerlink.c) */
+	{V6_PEERS, NULL, NULL},
+	/* 7: a dead server's running jobs are settled by another (jobs_sweep.c) */
+	{V7_WORKER, NULL, NULL},
+	/* 8: storage pools (db_pools.c) */
+	{V8_POOLS, NULL, NULL},
+	/* 9: the image library (db_images.c) */
+	{V9_IMAGES, NULL, NULL},
+	/* 10: volumes (db_volumes.c) */
+	{V10_VOLUMES, NULL, NULL},
 };
 
 int kc_db_latest_version(void)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* db_vms.c - VM records and the quota check at insert. */
 #include "db.h"
+#include "db_volumes.h"
 
 #include <inttypes.h>
 
@@ -63,6 +64,13 @@ static int check_quota(struct kc_db *tx, const struct insert *in, struct kc_erro
 		    "FROM vms WHERE owner = $1",
 		    KC_DB_PARAMS(KC_DB_TEXT(in->vm->owner)), &use, err) < 0)
 		return -1;
+	/* Volumes count against the disk quota too (db_volumes.h). */
+	int64_t vol_gib = 0;
+	if (kc_db_volume_gib_used(tx, in->vm->owner, &vol_gib, err) < 0)
+		return -1;
+	json_object_set_new(
+		use, "disk_gib",
+		json_integer(json_integer_value(json_object_get(use, "disk_gib")) + vol_gib));
 	const int64_t adds[] = {1, in->vcpus, in->memory_mib, in->disk_gib};
 	for (size_t i = 0; i < KC_ARRAY_SIZE(limits); i++) {
 		json_t *max = json_object_get(q, limits[i].quota);

@@ -17,6 +17,8 @@
 #include "server.h"
 
 #define CA_CN "kvmcloud cluster CA"
+/* Like server.crt, renewed at every start. */
+#define PEER_CERT_DAYS 365
 
 /* A whole small file, or NULL (ENOENT: *missing = true). */
 static char *slurp(const char *path, bool *missing, struct kc_error *err)
@@ -200,21 +202,47 @@ int kc_ha_share_ca(struct kc_db *db, const char *data_dir, struct kc_error *err)
 	return rc;
 }
 
+/* A fresh peer key and certificate in pki_dir; *ret_serial its serial. */
+static int peer_cert_create(const char *pki_dir, char **ret_serial, struct kc_error *err)
+{
+	_cleanup_free_ char *key = NULL, *crt = NULL, *csr = NULL, *pem = NULL;
+
+	if (asprintf(&key, "%s/peer.key", pki_dir) < 0 ||
+	    asprintf(&crt, "%s/peer.crt", pki_dir) < 0) {
+		key = crt = NULL;
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	}
+	if (kc_pki_key_and_csr(key, KC_HA_PEER_CN, &csr, err) < 0 ||
+	    kc_pki_sign_csr(pki_dir, csr, KC_HA_PEER_CN, PEER_CERT_DAYS, &pem, ret_serial, err) < 0)
+		return -1;
+	if (write_atomic(crt, pem, 0644, err) < 0) {
+		free(steal_ptr(ret_serial));
+		return -1;
+	}
+	return 0;
+}
+
 int kc_ha_register(struct kc_server *srv, struct kc_error *err)
 {
+	_cleanup_free_ char *serial = NULL;
 	char now[21];
 
 	if (!srv->agent_endpoint)
 		return 0;
+	/* Renewed at every start, like server.crt: the row names the
+	 * certificate this process holds, and a restart retires the old one. */
+	if (srv->pki_dir && peer_cert_create(srv->pki_dir, &serial, err) < 0)
+		return -1;
 	kc_db_now(now);
-	return kc_db_exec(srv->db,
-			  "INSERT INTO servers (agent_endpoint, api_url, started_at, last_seen_at) "
-			  "VALUES ($1, $2, $3, $3) ON CONFLICT (agent_endpoint) DO UPDATE SET "
-			  "api_url = excluded.api_url, started_at = excluded.started_at, "
-			  "last_seen_at = excluded.last_seen_at",
-			  KC_DB_PARAMS(KC_DB_TEXT(srv->agent_endpoint), KC_DB_TEXT(srv->listen_url),
-				       KC_DB_TEXT(now)),
-			  NULL, err);
+	return kc_db_exec(
+		srv->db,
+		"INSERT INTO servers (agent_endpoint, api_url, started_at, last_seen_at, "
+		"cert_serial) VALUES ($1, $2, $3, $3, $4) ON CONFLICT (agent_endpoint) DO "
+		"UPDATE SET api_url = excluded.api_url, started_at = excluded.started_at, "
+		"last_seen_at = excluded.last_seen_at, cert_serial = excluded.cert_serial",
+		KC_DB_PARAMS(KC_DB_TEXT(srv->agent_endpoint), KC_DB_TEXT(srv->listen_url),
+			     KC_DB_TEXT(now), KC_DB_TEXT(serial)),
+		NULL, err);
 }
 
 void kc_ha_tick(struct kc_server *srv)
@@ -308,4 +336,73 @@ int kc_ha_elsewhere(struct kc_server *srv, const char *host, struct kc_error *er
 			    "host \"%s\" is connected to another server (%s); send this request "
 			    "there, or retry in a few seconds",
 			    host, api ? api : ep);
+}
+
+char *kc_ha_holder(struct kc_server *srv, const char *host)
+{
+	_cleanup_json_ json_t *row = NULL;
+	char since[21];
+
+	/* Maintenance hosts keep their link: their VMs can still be stopped. */
+	kc_db_time_from_now(-KC_HA_SERVER_FRESH_S, since);
+	if (kc_db_query_row(srv->db,
+			    "SELECT s.agent_endpoint FROM hosts h JOIN servers s ON "
+			    "s.agent_endpoint = h.connected_to WHERE h.name = $1 AND "
+			    "h.state IN ('Up', 'Maintenance') AND s.last_seen_at >= $2",
+			    KC_DB_PARAMS(KC_DB_TEXT(host), KC_DB_TEXT(since)), &row, NULL) < 0 ||
+	    !row)
+		return NULL;
+	const char *ep = json_string_value(json_object_get(row, "agent_endpoint"));
+	if (!ep || (srv->agent_endpoint && strcmp(ep, srv->agent_endpoint) == 0))
+		return NULL;
+	return strdup(ep);
+}
+
+json_t *kc_ha_held_elsewhere(struct kc_server *srv)
+{
+	_cleanup_json_ json_t *rows = NULL;
+	json_t *out = json_object();
+	char since[21];
+	size_t i;
+	json_t *row;
+
+	kc_db_time_from_now(-KC_HA_SERVER_FRESH_S, since);
+	if (!out || kc_db_query(srv->db,
+				"SELECT h.name, s.agent_endpoint FROM hosts h JOIN servers s ON "
+				"s.agent_endpoint = h.connected_to WHERE "
+				"h.state IN ('Up', 'Maintenance') AND s.last_seen_at >= $1",
+				KC_DB_PARAMS(KC_DB_TEXT(since)), &rows, NULL) < 0)
+		return out;
+	json_array_foreach(rows, i, row)
+	{
+		const char *name = json_string_value(json_object_get(row, "name"));
+		json_t *ep = json_object_get(row, "agent_endpoint");
+		if (name && json_is_string(ep) &&
+		    !(srv->agent_endpoint &&
+		      strcmp(json_string_value(ep), srv->agent_endpoint) == 0))
+			json_object_set(out, name, ep);
+	}
+	return out;
+}
+
+bool kc_ha_is_peer(struct kc_server *srv, const char *cn, const char *serial, char **ret_endpoint)
+{
+	_cleanup_json_ json_t *row = NULL;
+	char since[21];
+
+	if (!cn || !serial || strcmp(cn, KC_HA_PEER_CN) != 0)
+		return false;
+	kc_db_time_from_now(-KC_HA_SERVER_FRESH_S, since);
+	if (kc_db_query_row(srv->db,
+			    "SELECT agent_endpoint FROM servers WHERE cert_serial = $1 AND "
+			    "last_seen_at >= $2",
+			    KC_DB_PARAMS(KC_DB_TEXT(serial), KC_DB_TEXT(since)), &row, NULL) < 0 ||
+	    !row)
+		return false;
+	const char *ep = json_string_value(json_object_get(row, "agent_endpoint"));
+	if (!ep)
+		return false;
+	if (ret_endpoint && !(*ret_endpoint = strdup(ep)))
+		return false;
+	return true;
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* hostlink.c - the embedded agent as a hostlink, and picking the link of a host. */
+/* hostlink.c - the embedded agent as a hostlink, and picking the link of a host:
+ * embedded agent, this server's agent link, or a peer server (peerlink.c). */
 #include "hostlink.h"
 
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "dispatch.h"
 #include "ha.h"
 #include "json_util.h"
+#include "peerlink.h"
 #include "server.h"
 
 #define CREATE_TIMEOUT_S  300
@@ -46,7 +48,7 @@ bool kc_host_is_local(const struct kc_server *srv, const char *host)
 	return srv->agent && srv->host_name && host && strcmp(host, srv->host_name) == 0;
 }
 
-bool kc_host_reachable(struct kc_server *srv, const char *host)
+bool kc_host_held_here(struct kc_server *srv, const char *host)
 {
 	if (!host)
 		return false;
@@ -55,8 +57,18 @@ bool kc_host_reachable(struct kc_server *srv, const char *host)
 	return srv->alink && kc_agentlink_connected(srv->alink, host);
 }
 
-int kc_hostlink_get(struct kc_server *srv, const char *host, struct kc_hostlink **ret,
-		    struct kc_error *err)
+bool kc_host_reachable(struct kc_server *srv, const char *host)
+{
+	if (kc_host_held_here(srv, host))
+		return true;
+	if (!host || !srv->plink)
+		return false;
+	_cleanup_free_ char *ep = kc_ha_holder(srv, host);
+	return ep != NULL;
+}
+
+int kc_hostlink_get_own(struct kc_server *srv, const char *host, struct kc_hostlink **ret,
+			struct kc_error *err)
 {
 	if (!host)
 		return kc_error_set(err, KC_ERR_INTERNAL, "no host given");
@@ -73,16 +85,24 @@ int kc_hostlink_get(struct kc_server *srv, const char *host, struct kc_hostlink 
 		return kc_error_set(err, KC_ERR_UNAVAILABLE,
 				    "host \"%s\" is not connected (the agent listener is off)",
 				    host);
-	if (kc_agentlink_get(srv->alink, host, ret, err) == 0)
+	return kc_agentlink_get(srv->alink, host, ret, err);
+}
+
+int kc_hostlink_get(struct kc_server *srv, const char *host, struct kc_hostlink **ret,
+		    struct kc_error *err)
+{
+	struct kc_error own = {0};
+
+	if (kc_hostlink_get_own(srv, host, ret, &own) == 0)
 		return 0;
-	/* Served by another server on the same database: say which. */
-	if (err && err->code == KC_ERR_UNAVAILABLE) {
-		struct kc_error e = {0};
-		if (kc_ha_elsewhere(srv, host, &e) < 0) {
-			kc_error_clear(err);
-			*err = e;
-		}
+	/* Held by another server on the same database: through it. */
+	if (own.code == KC_ERR_UNAVAILABLE && srv->plink) {
+		_cleanup_free_ char *ep = kc_ha_holder(srv, host);
+		if (ep)
+			return kc_peerlink_get(srv->plink, ep, host, ret, err);
 	}
+	if (err)
+		*err = own;
 	return -1;
 }
 
@@ -106,7 +126,9 @@ int kc_host_call(struct kc_server *srv, const char *host, const char *op, const 
 
 unsigned kc_hostlink_timeout_s(const char *op, const json_t *args)
 {
-	if (strcmp(op, "vm.create") == 0)
+	if (strcmp(op, "vm.create") == 0 || strcmp(op, "vm.snapshot.create") == 0 ||
+	    strcmp(op, "vm.snapshot.revert") == 0 || /* QEMU saves or loads the guest's memory */
+	    strcmp(op, "vm.template.prepare") == 0)  /* flattens a whole disk */
 		return CREATE_TIMEOUT_S;
 	if (strcmp(op, "vm.shutdown") == 0) {
 		json_t *t = json_object_get(args, "timeout_s");

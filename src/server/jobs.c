@@ -5,6 +5,7 @@
  */
 #include "jobs.h"
 #include "db_audit.h"
+#include "jobs_sweep.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,7 +20,9 @@
 
 #include "api.h"
 #include "cleanup.h"
+#include "clones.h"
 #include "http_util.h"
+#include "images.h"
 #include "json_util.h"
 #include "vm_ops.h"
 
@@ -38,6 +41,9 @@ struct kc_jobs {
 	bool stopping;
 	pthread_t threads[KC_JOB_WORKERS];
 	size_t n_threads;
+	pthread_cond_t hk_wake; /* stop, for the housekeeper */
+	pthread_t housekeeper;	/* jobs_sweep.h, every heartbeat interval */
+	bool hk_started;
 };
 
 const char *kc_jobs_worker(const struct kc_server *srv)
@@ -100,7 +106,15 @@ static int execute(struct kc_server *srv, const json_t *job, json_t **ret, struc
 				       &p, ret, err);
 	if (strcmp(kind, "vm.delete") == 0)
 		return kc_vm_op_delete(srv, target,
-				       json_is_true(json_object_get(args, "keep_disks")), ret, err);
+				       json_is_true(json_object_get(args, "keep_disks")),
+				       json_is_true(json_object_get(args, "snapshots")), ret, err);
+	if (strncmp(kind, "vm.snapshot.", 12) == 0)
+		return kc_snapshot_op(srv, kind, target, args, ret, err);
+	if (strcmp(kind, "vm.template") == 0) /* clones.h */
+		return kc_template_op(srv, target, owner ? owner : KC_DB_ADMIN_USER, args,
+				      note_progress, &p, ret, err);
+	if (strncmp(kind, "image.", 6) == 0) /* images.h */
+		return kc_image_op_run(srv, kind, target, owner, args, note_progress, &p, ret, err);
 	if (strcmp(kind, "vm.start") == 0 || strcmp(kind, "vm.shutdown") == 0 ||
 	    strcmp(kind, "vm.reboot") == 0 || strcmp(kind, "vm.destroy") == 0)
 		return kc_vm_op_action(srv, kind, target, json_is_object(args) ? args : NULL, ret,
@@ -146,7 +160,10 @@ static void run_claimed(struct kc_jobs *j, const json_t *job)
 	kc_db_job_progress(srv->db, id, 10, NULL);
 	if (execute(srv, job, &result, &e) < 0)
 		error = error_json(&e);
-	if (kc_db_job_finish(srv->db, id, !error, result, error, &fe) < 0) {
+	/* On condition that the job is still ours: a server taken for dead
+	 * (jobs_sweep.c) must not end a job another has settled since. */
+	if (kc_db_job_settle(srv->db, id, j->worker, error ? "failed" : "succeeded", result, error,
+			     &fe) < 0) {
 		fprintf(stderr, "warning: job %s: cannot record its end: %s\n", id, fe.message);
 		kc_error_clear(&fe);
 	}
@@ -183,6 +200,40 @@ static void *worker_main(void *opaque)
 		if (!j->stopping)
 			pthread_cond_timedwait(&j->wake, &j->lock, &ts);
 		pthread_mutex_unlock(&j->lock);
+	}
+	return NULL;
+}
+
+/* Retention runs at most this often (and at the first round). */
+#define PURGE_INTERVAL_S 3600
+
+/* The periodic round of jobs_sweep.h: dead servers every heartbeat
+ * interval, old jobs every PURGE_INTERVAL_S.  Its own thread: workers may
+ * be busy with one job for an hour. */
+static void *housekeeper_main(void *opaque)
+{
+	struct kc_jobs *j = opaque;
+	unsigned tick_s = j->srv->heartbeat_s ? j->srv->heartbeat_s : 10;
+	struct timespec now, last_purge = {0};
+	bool purged = false;
+
+	for (;;) {
+		struct timespec ts;
+		timespec_in(&ts, (long)tick_s * 1000);
+		pthread_mutex_lock(&j->lock);
+		if (!j->stopping)
+			pthread_cond_timedwait(&j->hk_wake, &j->lock, &ts);
+		bool stop = j->stopping;
+		pthread_mutex_unlock(&j->lock);
+		if (stop)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		bool purge = !purged || now.tv_sec - last_purge.tv_sec >= PURGE_INTERVAL_S;
+		kc_jobs_sweep_tick(j->srv, purge);
+		if (purge) {
+			purged = true;
+			last_purge = now;
+		}
 	}
 	return NULL;
 }
@@ -344,63 +395,12 @@ int kc_jobs_serve(struct kc_call *c, const char *kind, const char *target, const
 			    msg ? msg : "the job failed");
 }
 
-/* Settles one job a dead run of this server left running (rule in jobs.h):
- * returns true if it should be queued again. */
-static bool settle_orphan(struct kc_server *srv, const json_t *job)
-{
-	const char *id = json_string_value(json_object_get(job, "id"));
-	const char *kind = json_string_value(json_object_get(job, "kind"));
-	const char *target = json_string_value(json_object_get(job, "target"));
-	const char *created = json_string_value(json_object_get(job, "created_at"));
-	_cleanup_json_ json_t *err_json = NULL;
-	_cleanup_json_ json_t *result = NULL;
-	struct kc_error e = {0};
-
-	if (!kind || strcmp(kind, "vm.delete") == 0 || strcmp(kind, "vm.destroy") == 0)
-		return true;
-	if (strcmp(kind, "vm.create") == 0) {
-		_cleanup_json_ json_t *row = NULL;
-		if (!target || kc_db_vm_get(srv->db, target, &row, &e) < 0) {
-			kc_error_clear(&e);
-			return true;
-		}
-		const char *state = json_string_value(json_object_get(row, "state"));
-		const char *made = json_string_value(json_object_get(row, "created_at"));
-		if (state && strcmp(state, "creating") == 0)
-			err_json = json_pack("{s:s,s:s}", "code", "unavailable", "message",
-					     "the server restarted during the create; the VM stays "
-					     "\"creating\" until its host reports back");
-		else if (made && created && strcmp(made, created) >= 0)
-			result = json_pack("{s:O,s:O,s:O,s:O,s:O}", "name",
-					   json_object_get(row, "name"), "uuid",
-					   json_object_get(row, "uuid"), "host",
-					   json_object_get(row, "host"), "state",
-					   json_object_get(row, "state"), "created_at",
-					   json_object_get(row, "created_at"));
-		else
-			err_json = json_pack("{s:s,s:s}", "code", "conflict", "message",
-					     "the server restarted during the create and a VM of "
-					     "that name already exists");
-	} else {
-		err_json = json_pack("{s:s,s:s}", "code", "unavailable", "message",
-				     "interrupted by a server restart; check the VM's state and "
-				     "retry");
-	}
-	if (kc_db_job_finish(srv->db, id, !err_json, result, err_json, &e) < 0) {
-		fprintf(stderr, "warning: job %s: %s\n", id, e.message);
-		kc_error_clear(&e);
-	}
-	return false;
-}
-
 int kc_jobs_open(struct kc_server *srv, struct kc_error *err)
 {
 	_cleanup_json_ json_t *orphans = NULL;
 	char host[256] = "";
 	unsigned port = 0;
 	int64_t requeued = 0;
-	size_t i;
-	json_t *job;
 
 	struct kc_jobs *j = calloc(1, sizeof(*j));
 	if (!j)
@@ -408,6 +408,7 @@ int kc_jobs_open(struct kc_server *srv, struct kc_error *err)
 	j->srv = srv;
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_cond_init(&j->wake, NULL);
+	pthread_cond_init(&j->hk_wake, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_REALTIME);
@@ -424,15 +425,12 @@ int kc_jobs_open(struct kc_server *srv, struct kc_error *err)
 	snprintf(j->worker, sizeof(j->worker), "%s:%u", host, port);
 
 	/* This worker name's running jobs belong to a run of this server that
-	 * died: nothing runs them any more. */
+	 * died: nothing runs them any more.  Settled job by job on condition
+	 * that they are still ours: another server may be sweeping them
+	 * (jobs_sweep.c) if this one was down for long. */
 	if (kc_db_job_list_running(srv->db, j->worker, &orphans, err) < 0)
 		return -1;
-	json_array_foreach(orphans, i, job)
-	{
-		settle_orphan(srv, job);
-	}
-	if (kc_db_job_requeue_worker(srv->db, j->worker, &requeued, err) < 0)
-		return -1;
+	kc_jobs_settle_orphans(srv->db, j->worker, orphans, &requeued);
 	if (json_array_size(orphans) > 0)
 		fprintf(stderr, "jobs: %zu left running by an earlier run, %lld queued again\n",
 			json_array_size(orphans), (long long)requeued);
@@ -449,6 +447,17 @@ int kc_jobs_start(struct kc_server *srv, struct kc_error *err)
 			return kc_error_set_errno(err, KC_ERR_INTERNAL, rc,
 						  "cannot start a job worker");
 	}
+	if (!j || j->hk_started)
+		return 0;
+	/* The servers row exists by now (kc_cluster_start): name our worker
+	 * on it before anything could judge us. */
+	if (kc_jobs_sweep_register(srv, err) < 0)
+		return -1;
+	int rc = pthread_create(&j->housekeeper, NULL, housekeeper_main, j);
+	if (rc != 0)
+		return kc_error_set_errno(err, KC_ERR_INTERNAL, rc,
+					  "cannot start the job housekeeper");
+	j->hk_started = true;
 	return 0;
 }
 
@@ -461,10 +470,14 @@ void kc_jobs_free(struct kc_server *srv)
 	pthread_mutex_lock(&j->lock);
 	j->stopping = true;
 	pthread_cond_broadcast(&j->wake);
+	pthread_cond_broadcast(&j->hk_wake);
 	pthread_mutex_unlock(&j->lock);
 	for (size_t i = 0; i < j->n_threads; i++)
 		pthread_join(j->threads[i], NULL);
+	if (j->hk_started)
+		pthread_join(j->housekeeper, NULL);
 	pthread_cond_destroy(&j->wake);
+	pthread_cond_destroy(&j->hk_wake);
 	pthread_cond_destroy(&j->done);
 	pthread_mutex_destroy(&j->lock);
 	free(j);

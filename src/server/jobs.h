@@ -34,9 +34,13 @@ struct kc_call;
  *    end);
  *  - vm.start, vm.shutdown, vm.reboot: failed (unavailable,
  *    "interrupted"), since repeating them later could act on a VM that has
- *    changed since. */
+ *    changed since.
+ * jobs_sweep.h applies the same rule to the jobs of a server that died for
+ * good, from any live server. */
 int kc_jobs_open(struct kc_server *srv, struct kc_error *err);
-/* Starts the worker threads. */
+/* Starts the worker threads and the housekeeping thread (jobs_sweep.h:
+ * dead servers' jobs, retention), after naming our worker on our servers
+ * row. */
 int kc_jobs_start(struct kc_server *srv, struct kc_error *err);
 /* Stops the workers (a running job is finished first) and frees.  NULL ok. */
 void kc_jobs_free(struct kc_server *srv);

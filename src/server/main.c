@@ -38,6 +38,9 @@ static void usage(FILE *f)
 		"(default 300)\n"
 		"  --cpu-overcommit R    vCPUs placed per host CPU (default 4.0)\n"
 		"  --mem-overcommit R    memory placed per host MiB (default 1.0)\n"
+		"  --job-retention DAYS  finished jobs are deleted after DAYS (default 7)\n"
+		"  --server-dead-after S another server silent for S seconds is dead: its\n"
+		"                        running jobs are settled here (default 300)\n"
 		"  --agent-config FILE   agent settings (default <data-dir>/agent.conf if "
 		"present)\n"
 		"  -o KEY=VALUE          agent setting, overrides the file (repeatable)\n"
@@ -67,6 +70,8 @@ int main(int argc, char **argv)
 		OPT_DOWN_AFTER,
 		OPT_CPU_OVERCOMMIT,
 		OPT_MEM_OVERCOMMIT,
+		OPT_JOB_RETENTION,
+		OPT_SERVER_DEAD_AFTER,
 	};
 	static const struct option longopts[] = {
 		{"all-in-one", no_argument, NULL, OPT_ALL_IN_ONE},
@@ -86,6 +91,8 @@ int main(int argc, char **argv)
 		{"down-after", required_argument, NULL, OPT_DOWN_AFTER},
 		{"cpu-overcommit", required_argument, NULL, OPT_CPU_OVERCOMMIT},
 		{"mem-overcommit", required_argument, NULL, OPT_MEM_OVERCOMMIT},
+		{"job-retention", required_argument, NULL, OPT_JOB_RETENTION},
+		{"server-dead-after", required_argument, NULL, OPT_SERVER_DEAD_AFTER},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -161,6 +168,24 @@ int main(int argc, char **argv)
 				opts.cpu_overcommit = r;
 			else
 				opts.mem_overcommit = r;
+			break;
+		}
+		case OPT_JOB_RETENTION:
+		case OPT_SERVER_DEAD_AFTER: {
+			bool days = c == OPT_JOB_RETENTION;
+			unsigned long lo = days ? 1 : 30, hi = days ? 3650 : 86400;
+			char *end = NULL;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (!*optarg || *end || v < lo || v > hi) {
+				fprintf(stderr, "kvmcloud-server: --%s: expected %lu..%lu %s\n",
+					days ? "job-retention" : "server-dead-after", lo, hi,
+					days ? "days" : "seconds");
+				return 2;
+			}
+			if (days)
+				opts.job_retention_s = (long)v * 24 * 3600;
+			else
+				opts.server_dead_after_s = (long)v;
 			break;
 		}
 		case 'o':

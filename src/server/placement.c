@@ -2,7 +2,8 @@
 /*
  * placement.c - the server's side of the scheduler (scheduler.c): the
  * placement keys of a create body, the server's overcommit ratios and
- * which hosts can be called now.
+ * which hosts can be called now (through this server or, forwarded, through
+ * the server holding the host's link).
  */
 #include "cluster.h"
 
@@ -10,15 +11,32 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "ha.h"
 #include "hostlink.h"
 #include "json_util.h"
 #include "scheduler.h"
 #include "server.h"
 #include "validate.h"
 
+/* Hosts this server holds, and those other live servers hold (read once,
+ * before the scheduler's transaction: no query inside it). */
+struct reach {
+	struct kc_server *srv;
+	json_t *elsewhere;
+};
+
 static bool reachable(void *opaque, const char *host)
 {
-	return kc_host_reachable(opaque, host);
+	struct reach *r = opaque;
+
+	return kc_host_held_here(r->srv, host) ||
+	       (host && json_object_get(r->elsewhere, host) != NULL);
+}
+
+static void reach_init(struct reach *r, struct kc_server *srv)
+{
+	r->srv = srv;
+	r->elsewhere = srv->plink ? kc_ha_held_elsewhere(srv) : NULL;
 }
 
 static void sched_opts(const struct kc_server *srv, struct kc_sched_opts *o)
@@ -80,20 +98,28 @@ int kc_place_and_record(struct kc_server *srv, const json_t *body, const char *r
 {
 	struct kc_placement p = {.host = requested};
 	struct kc_sched_opts o;
+	struct reach r;
 
 	if (placement_read(body, &p, err) < 0)
 		return -1;
 	sched_opts(srv, &o);
 	kc_db_vm_sizes(vm->request, &p.vcpus, &p.memory_mib, &(int64_t){0});
-	return kc_sched_place_insert(srv->db, &o, &p, reachable, srv, vm, check_quota, ret_host,
-				     err);
+	reach_init(&r, srv);
+	int rc = kc_sched_place_insert(srv->db, &o, &p, reachable, &r, vm, check_quota, ret_host,
+				       err);
+	json_decref(r.elsewhere);
+	return rc;
 }
 
 int kc_place_vm(struct kc_server *srv, const char *requested, char **ret_host, struct kc_error *err)
 {
 	struct kc_placement p = {.host = requested, .vcpus = 1};
 	struct kc_sched_opts o;
+	struct reach r;
 
 	sched_opts(srv, &o);
-	return kc_sched_pick(srv->db, &o, &p, reachable, srv, ret_host, err);
+	reach_init(&r, srv);
+	int rc = kc_sched_pick(srv->db, &o, &p, reachable, &r, ret_host, err);
+	json_decref(r.elsewhere);
+	return rc;
 }

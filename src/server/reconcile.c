@@ -101,8 +101,17 @@ void kc_reconcile_event(const char *vm_name, const char *event, void *opaque)
 		return; /* connection up/down: nothing to record per VM */
 	for (size_t i = 0; i < KC_ARRAY_SIZE(event_states); i++) {
 		if (strcmp(event, event_states[i].event) == 0) {
-			/* Errors are dropped: the column is a cache that list and
-			 * show refresh from libvirt anyway. */
+			/* Only for this host's records (as agentlink.c does for
+			 * remote agents): the VM list shows this column, and a
+			 * domain of the same name here may be someone else's. */
+			_cleanup_json_ json_t *row = NULL;
+			if (kc_db_vm_get(srv->db, vm_name, &row, NULL) < 0)
+				return;
+			const char *host = json_string_value(json_object_get(row, "host"));
+			if (host && srv->host_name && strcmp(host, srv->host_name) != 0)
+				return;
+			/* Errors are dropped: the next action, show or hello
+			 * (reconciliation) writes the state again. */
 			kc_db_vm_note_state(srv->db, vm_name, event_states[i].state, NULL);
 			return;
 		}

@@ -19,6 +19,8 @@
 #include "kc-config.h"
 #include "reconcile.h"
 #include "jobs.h"
+#include "images.h"
+#include "peerlink.h"
 
 /* Bounds on what clients can make the HTTP layer hold. */
 #define MAX_CONNECTIONS	     128
@@ -203,6 +205,8 @@ int kc_server_open(const struct kc_server_opts *o, struct kc_server **ret, struc
 	if (!srv)
 		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 	srv->log_requests = o->log_requests;
+	srv->job_retention_s = o->job_retention_s;
+	srv->server_dead_after_s = o->server_dead_after_s;
 	srv->data_dir = strdup(o->data_dir ? o->data_dir : KC_DEFAULT_DATA_DIR);
 	if (!srv->data_dir) {
 		kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
@@ -276,6 +280,9 @@ agent_done:
 	/* After reconciliation: the rule for orphaned creates reads its result. */
 	if (kc_jobs_open(srv, err) < 0)
 		goto fail;
+	/* Files already in <data-dir>/images are registered (images.h). */
+	if (kc_image_store_open(srv, stderr, err) < 0)
+		goto fail;
 	FILE *out = o->out ? o->out : stdout;
 	int out_fd = fileno(out);
 	unsigned auth_flags = o->reset_admin_token ? KC_AUTH_RESET : 0;
@@ -348,7 +355,9 @@ int kc_server_start(struct kc_server *srv, const struct kc_server_opts *o, struc
 	free_pem(&srv->tls_cert_pem);
 
 	fprintf(out, "kvmcloud-server %s listening on %s\n", KC_VERSION, srv->listen_url);
-	if (kc_cluster_start(srv, out, err) < 0 || kc_jobs_start(srv, err) < 0)
+	if (kc_cluster_start(srv, out, err) < 0 ||
+	    (srv->alink && kc_peerlink_start(srv, &srv->plink, err) < 0) ||
+	    kc_jobs_start(srv, err) < 0)
 		return -1;
 	if (srv->agent) {
 		enum kc_accel accel = kc_agent_accel(srv->agent);
@@ -382,6 +391,8 @@ void kc_server_free(struct kc_server *srv)
 		ulfius_clean_instance(&srv->inst);
 	/* Agents after HTTP (no call in flight any more), before the database. */
 	kc_jobs_free(srv); /* workers call hosts and the database */
+	kc_peerlink_stop(srv->plink);
+	srv->plink = NULL;
 	kc_cluster_stop(srv);
 	if (srv->agent) {
 		kc_agent_set_event_cb(srv->agent, NULL, NULL);

@@ -40,6 +40,9 @@ struct kc_server_opts {
 	unsigned down_after_s;	  /* 0: the default */
 	/* Scheduler overcommit ratios (0: the defaults, scheduler.h). */
 	double cpu_overcommit, mem_overcommit;
+	/* Finished jobs kept; a server silent this long is dead (seconds;
+	 * 0: the defaults, jobs_sweep.h). */
+	long job_retention_s, server_dead_after_s;
 };
 
 struct kc_server {
@@ -68,6 +71,8 @@ struct kc_server {
 	unsigned heartbeat_s, down_after_s;
 	double cpu_overcommit, mem_overcommit; /* the scheduler's; 0: defaults */
 	struct kc_jobs *jobs; /* the job runner (jobs.h) */
+	long job_retention_s, server_dead_after_s; /* jobs_sweep.h; 0: defaults */
+	struct kc_peerlink *plink; /* calls forwarded to other servers (peerlink.h) */
 };
 
 /* Checks the options, opens the database, starts the embedded agent,

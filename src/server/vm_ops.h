@@ -27,5 +27,9 @@ int kc_vm_op_create(struct kc_server *srv, const char *owner, const json_t *requ
 int kc_vm_op_action(struct kc_server *srv, const char *op, const char *name, const json_t *args,
 		    json_t **ret, struct kc_error *err);
 /* DELETE /api/v1/vms/{name}; *ret is {"deleted", "disks_deleted"}. */
-int kc_vm_op_delete(struct kc_server *srv, const char *name, bool keep_disks, json_t **ret,
-		    struct kc_error *err);
+int kc_vm_op_delete(struct kc_server *srv, const char *name, bool keep_disks, bool snapshots,
+		    json_t **ret, struct kc_error *err);
+/* vm.snapshot.create (*ret the Snapshot) and vm.snapshot.revert (*ret the
+ * VM) of VM `vm` with the job's args (api_snapshots.c). */
+int kc_snapshot_op(struct kc_server *srv, const char *kind, const char *vm, const json_t *args,
+		   json_t **ret, struct kc_error *err);

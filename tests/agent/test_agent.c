@@ -2,11 +2,8 @@
 /*
  * test_agent - the agent library against the real libvirtd.  Everything it
  * makes is named kcagt-<pid>-*, lives under /tmp/kcagt-<pid>, and is removed
- * at the end, pass or fail.
- *
- * Environment: KC_TEST_IMAGE (default
- * /var/cache/kvmcloud/test-image/kctest.qcow2), KC_TEST_URI (default
- * qemu:///system).
+ * at the end, pass or fail (vm_fixture.h, which also reads KC_TEST_IMAGE
+ * and KC_TEST_URI).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -30,10 +27,11 @@
 #include "tap.h"
 #include "config.h"
 #include "json_util.h"
+#include "vm_fixture.h"
 #include "vmspec.h"
 
-static char dir[256], pool_name[96], prefix[32], net_name[96];
-static const char *uri;
+static struct vm_fixture fx;
+static char net_name[96];
 
 static double now_s(void)
 {
@@ -42,37 +40,14 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int copy_file(const char *from, const char *to)
-{
-	_cleanup_close_ int in = open(from, O_RDONLY | O_CLOEXEC);
-	_cleanup_close_ int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (in < 0 || out < 0)
-		return -1;
-	char buf[65536];
-	ssize_t n;
-	while ((n = read(in, buf, sizeof(buf))) > 0)
-		if (write(out, buf, n) != n)
-			return -1;
-	return n < 0 ? -1 : 0;
-}
-
 /* probe_image NULL: auto mode must fall back to TCG without booting. */
 static struct kc_agent *agent_new_probe(const char *probe_image, const char *probe_timeout,
 					struct kc_error *err)
 {
-	_cleanup_config_ struct kc_config *cfg = kc_config_new();
-	char data[300];
-	snprintf(data, sizeof(data), "%s/data", dir);
-	kc_config_set(cfg, "libvirt.uri", uri, NULL);
-	kc_config_set(cfg, "data.dir", data, NULL);
-	kc_config_set(cfg, "storage.pool", pool_name, NULL);
-	kc_config_set(cfg, "probe.image", probe_image ? probe_image : "/nonexistent/kctest.qcow2",
-		      NULL);
-	if (probe_timeout)
-		kc_config_set(cfg, "probe.timeout", probe_timeout, NULL);
-	struct kc_agent *a = NULL;
-	kc_agent_new(cfg, &a, err);
-	return a;
+	const char *extra[] = {"probe.image",
+			       probe_image ? probe_image : "/nonexistent/kctest.qcow2",
+			       probe_timeout ? "probe.timeout" : NULL, probe_timeout, NULL};
+	return vm_fixture_agent(&fx, extra, err);
 }
 
 static struct kc_agent *agent_new(struct kc_error *err)
@@ -102,7 +77,7 @@ static int request(struct kc_vm_request *req, const char *json_fmt, ...)
  * lists a dir pool's sub-folders as volumes). */
 static size_t pool_volumes(virConnectPtr c)
 {
-	virStoragePoolPtr p = virStoragePoolLookupByName(c, pool_name);
+	virStoragePoolPtr p = virStoragePoolLookupByName(c, fx.pool);
 	if (!p)
 		return 999;
 	virStoragePoolRefresh(p, 0);
@@ -113,7 +88,10 @@ static size_t pool_volumes(virConnectPtr c)
 		return 999;
 	size_t count = 0;
 	for (int i = 0; i < n; i++) {
-		if (virStorageVolGetName(vols[i])[0] != '.')
+		/* Base volumes (clone.c) are the template's, shared by every
+		 * VM of the pool and kept when VMs go: not a VM's volumes. */
+		const char *vn = virStorageVolGetName(vols[i]);
+		if (vn[0] != '.' && strncmp(vn, "base-", 5) != 0)
 			count++;
 		virStorageVolFree(vols[i]);
 	}
@@ -124,7 +102,7 @@ static size_t pool_volumes(virConnectPtr c)
 static bool pool_file(const char *name)
 {
 	char path[512];
-	snprintf(path, sizeof(path), "%s/data/pool/%s", dir, name);
+	snprintf(path, sizeof(path), "%s/data/pool/%s", fx.dir, name);
 	return access(path, F_OK) == 0;
 }
 
@@ -199,14 +177,14 @@ static void test_bad_inputs(struct kc_agent *a, virConnectPtr c)
 	};
 	for (size_t i = 0; i < KC_ARRAY_SIZE(cases); i++) {
 		struct kc_vm_request req = {0};
-		if (request(&req, cases[i].json, prefix) < 0) {
+		if (request(&req, cases[i].json, fx.prefix) < 0) {
 			ok(false, "bad input: %s (request parses)", cases[i].desc);
 			continue;
 		}
 		struct kc_error err = {0};
 		json_t *vm = NULL;
 		int r = kc_agent_vm_create(a, &req, &vm, &err);
-		ok(r < 0 && err.code == cases[i].code && !strstr(err.message, dir),
+		ok(r < 0 && err.code == cases[i].code && !strstr(err.message, fx.dir),
 		   "bad input: %s -> %s, no server path in the message (%s)", cases[i].desc,
 		   kc_errcode_name(cases[i].code), err.message);
 		ok(!domain_exists(c, req.name) && pool_volumes(c) == 0,
@@ -233,7 +211,7 @@ static void test_rollback(struct kc_agent *a, virConnectPtr c)
 		"{\"name\":\"%s-rb\",\"memory_mib\":128,\"image\":\"kctest\",\"data_disks_gib\":[1]"
 		","
 		"\"nics\":[{\"type\":\"network\",\"source\":\"%s\"}]}",
-		prefix, net_name);
+		fx.prefix, net_name);
 	struct kc_error err = {0};
 	json_t *vm = NULL;
 	int r = kc_agent_vm_create(a, &req, &vm, &err);
@@ -242,7 +220,7 @@ static void test_rollback(struct kc_agent *a, virConnectPtr c)
 	ok(!domain_exists(c, req.name), "rollback: domain undefined");
 	ok(pool_volumes(c) == 0, "rollback: root, data and seed volumes removed");
 	char log[400];
-	snprintf(log, sizeof(log), "%s/data/console/%s.log", dir, req.name);
+	snprintf(log, sizeof(log), "%s/data/console/%s.log", fx.dir, req.name);
 	ok(access(log, F_OK) != 0, "rollback: console log removed");
 	json_decref(vm);
 	kc_vm_request_clear(&req);
@@ -253,7 +231,7 @@ static void test_rollback(struct kc_agent *a, virConnectPtr c)
 static void test_lifecycle(struct kc_agent *a, virConnectPtr c)
 {
 	struct kc_vm_request req = {0};
-	snprintf(event_vm, sizeof(event_vm), "%s-vm1", prefix);
+	snprintf(event_vm, sizeof(event_vm), "%s-vm1", fx.prefix);
 	kc_agent_set_event_cb(a, on_event, NULL);
 	if (request(&req,
 		    "{\"name\":\"%s\",\"memory_mib\":128,\"image\":\"kctest\",\"disk_gib\":1,"
@@ -292,7 +270,7 @@ static void test_lifecycle(struct kc_agent *a, virConnectPtr c)
 	   "VNC on 127.0.0.1 with a port");
 	char seed[400];
 	struct stat st;
-	snprintf(seed, sizeof(seed), "%s/data/pool/%s-seed.iso", dir, req.name);
+	snprintf(seed, sizeof(seed), "%s/data/pool/%s-seed.iso", fx.dir, req.name);
 	unsigned mode = stat(seed, &st) == 0 ? st.st_mode & 07777 : 0;
 	ok(mode == 0600, "seed ISO is mode 0600 (%o)", mode);
 	const char *mac = json_string_value(
@@ -402,9 +380,9 @@ static void test_lifecycle(struct kc_agent *a, virConnectPtr c)
 	ok(!domain_exists(c, name), "domain gone");
 	ok(pool_volumes(c) == 0, "volumes gone");
 	char path[400];
-	snprintf(path, sizeof(path), "%s/data/console/%s.log", dir, name);
+	snprintf(path, sizeof(path), "%s/data/console/%s.log", fx.dir, name);
 	ok(access(path, F_OK) != 0, "console log gone");
-	snprintf(path, sizeof(path), "%s/data/images/kctest.qcow2", dir);
+	snprintf(path, sizeof(path), "%s/data/images/kctest.qcow2", fx.dir);
 	ok(access(path, F_OK) == 0, "template image kept");
 	kc_error_clear(&err);
 	ok(kc_agent_vm_show(a, name, &dup, &err) < 0 && err.code == KC_ERR_NOT_FOUND,
@@ -419,7 +397,7 @@ static void test_lifecycle(struct kc_agent *a, virConnectPtr c)
 
 static bool make_volume(virConnectPtr c, const char *name)
 {
-	virStoragePoolPtr p = virStoragePoolLookupByName(c, pool_name);
+	virStoragePoolPtr p = virStoragePoolLookupByName(c, fx.pool);
 	char xml[512];
 	snprintf(xml, sizeof(xml),
 		 "<volume><name>%s</name><capacity>1048576</capacity>"
@@ -435,7 +413,7 @@ static bool make_volume(virConnectPtr c, const char *name)
 
 static void delete_volumes(virConnectPtr c)
 {
-	virStoragePoolPtr p = virStoragePoolLookupByName(c, pool_name);
+	virStoragePoolPtr p = virStoragePoolLookupByName(c, fx.pool);
 	if (!p)
 		return;
 	virStoragePoolRefresh(p, 0);
@@ -454,9 +432,9 @@ static void delete_volumes(virConnectPtr c)
 static int write_record(const char *vm, const char *files)
 {
 	char path[400];
-	snprintf(path, sizeof(path), "%s/data/pool/.creating", dir);
+	snprintf(path, sizeof(path), "%s/data/pool/.creating", fx.dir);
 	mkdir(path, 0700);
-	snprintf(path, sizeof(path), "%s/data/pool/.creating/%s", dir, vm);
+	snprintf(path, sizeof(path), "%s/data/pool/.creating/%s", fx.dir, vm);
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
@@ -472,7 +450,7 @@ static int write_record(const char *vm, const char *files)
 static bool record_exists(const char *vm)
 {
 	char path[400];
-	snprintf(path, sizeof(path), "%s/data/pool/.creating/%s", dir, vm);
+	snprintf(path, sizeof(path), "%s/data/pool/.creating/%s", fx.dir, vm);
 	return access(path, F_OK) == 0;
 }
 
@@ -490,7 +468,7 @@ static void test_orphans(virConnectPtr c)
 	request(&req,
 		"{\"name\":\"%s-kept\",\"memory_mib\":128,\"image\":\"kctest\","
 		"\"data_disks_gib\":[1],\"start\":false}",
-		prefix);
+		fx.prefix);
 	_cleanup_json_ json_t *vm = NULL;
 	ok(kc_agent_vm_create(a, &req, &vm, &err) == 0, "orphans: create %s (not started) %s",
 	   req.name, err.message);
@@ -503,13 +481,13 @@ static void test_orphans(virConnectPtr c)
 
 	/* 2. A create that died: record naming a volume and a seed, no lock. */
 	char dead[64], files[256], name[512];
-	snprintf(dead, sizeof(dead), "%s-dead", prefix);
+	snprintf(dead, sizeof(dead), "%s-dead", fx.prefix);
 	snprintf(name, sizeof(name), "%s-root.qcow2", dead);
 	bool made = make_volume(c, name);
-	snprintf(name, sizeof(name), "%s/data/pool/%s-seed.iso", dir, dead);
+	snprintf(name, sizeof(name), "%s/data/pool/%s-seed.iso", fx.dir, dead);
 	close(open(name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
 	snprintf(files, sizeof(files), "%s-root.qcow2\n%s-seed.iso\n%s-kept-root.qcow2\n", dead,
-		 dead, prefix);
+		 dead, fx.prefix);
 	int fd = write_record(dead, files);
 	ok(made && fd >= 0, "orphans: dead create simulated");
 	if (fd >= 0)
@@ -517,7 +495,7 @@ static void test_orphans(virConnectPtr c)
 
 	/* 3. A create running in another process: its record is locked. */
 	char live[64];
-	snprintf(live, sizeof(live), "%s-live", prefix);
+	snprintf(live, sizeof(live), "%s-live", fx.prefix);
 	snprintf(name, sizeof(name), "%s-root.qcow2", live);
 	made = make_volume(c, name);
 	snprintf(files, sizeof(files), "%s-root.qcow2\n", live);
@@ -528,10 +506,10 @@ static void test_orphans(virConnectPtr c)
 	/* 4. Stale temp folders: an old one is removed; a locked one, one that
 	 * is not ours and one newer than the process are kept. */
 	char old_tmp[400], locked_tmp[400], other[400], fresh[400];
-	snprintf(old_tmp, sizeof(old_tmp), "%s/data/seed-Ab12Cd", dir);
-	snprintf(locked_tmp, sizeof(locked_tmp), "%s/data/probe-Xy34Zw", dir);
-	snprintf(other, sizeof(other), "%s/data/seed-not-ours", dir);
-	snprintf(fresh, sizeof(fresh), "%s/data/seed-Fr35h1", dir);
+	snprintf(old_tmp, sizeof(old_tmp), "%s/data/seed-Ab12Cd", fx.dir);
+	snprintf(locked_tmp, sizeof(locked_tmp), "%s/data/probe-Xy34Zw", fx.dir);
+	snprintf(other, sizeof(other), "%s/data/seed-not-ours", fx.dir);
+	snprintf(fresh, sizeof(fresh), "%s/data/seed-Fr35h1", fx.dir);
 	mkdir(old_tmp, 0700);
 	mkdir(locked_tmp, 0700);
 	mkdir(other, 0700);
@@ -548,7 +526,7 @@ static void test_orphans(virConnectPtr c)
 	kc_error_clear(&err);
 	a = agent_new(&err);
 	ok(a != NULL, "orphans: agent restarts %s", err.message);
-	snprintf(name, sizeof(name), "%s-kept-root.qcow2", prefix);
+	snprintf(name, sizeof(name), "%s-kept-root.qcow2", fx.prefix);
 	ok(pool_file(name) && pool_volumes(c) == 4,
 	   "orphans: kept disks survive the restart, even when a dead record names them (%zu)",
 	   pool_volumes(c));
@@ -611,8 +589,8 @@ static void *probe_thread(void *opaque)
 static void test_probe_once(void)
 {
 	char img[400], data[300];
-	snprintf(img, sizeof(img), "%s/data/images/kctest.qcow2", dir);
-	snprintf(data, sizeof(data), "%s/data", dir);
+	snprintf(img, sizeof(img), "%s/data/images/kctest.qcow2", fx.dir);
+	snprintf(data, sizeof(data), "%s/data", fx.dir);
 	struct kc_error err = {0};
 	double t_one = now_s();
 	/* No accel.json yet: the start probes once. */
@@ -666,88 +644,16 @@ static void test_probe_once(void)
 	kc_agent_free(a);
 }
 
-static void cleanup(virConnectPtr c)
-{
-	/* Whatever a failed test left behind. */
-	virDomainPtr *doms = NULL;
-	int n = virConnectListAllDomains(c, &doms, 0);
-	for (int i = 0; i < n; i++) {
-		if (strncmp(virDomainGetName(doms[i]), prefix, strlen(prefix)) == 0) {
-			virDomainDestroy(doms[i]);
-			virDomainUndefineFlags(doms[i], VIR_DOMAIN_UNDEFINE_NVRAM);
-		}
-		virDomainFree(doms[i]);
-	}
-	free(doms);
-	virStoragePoolPtr p = virStoragePoolLookupByName(c, pool_name);
-	if (p) {
-		virStorageVolPtr *vols = NULL;
-		int nv = virStoragePoolListAllVolumes(p, &vols, 0);
-		for (int i = 0; i < nv; i++) {
-			virStorageVolDelete(vols[i], 0);
-			virStorageVolFree(vols[i]);
-		}
-		free(vols);
-		virStoragePoolDestroy(p);
-		virStoragePoolDelete(p, 0);
-		virStoragePoolUndefine(p);
-		virStoragePoolFree(p);
-	}
-	virNetworkPtr net = virNetworkLookupByName(c, net_name);
-	if (net) {
-		virNetworkUndefine(net);
-		virNetworkFree(net);
-	}
-	/* dir is ours, made from our pid: a fixed, safe path. */
-	pid_t pid = fork();
-	if (pid == 0) {
-		execl("/bin/rm", "rm", "-rf", "--", dir, (char *)NULL);
-		_exit(127);
-	}
-	if (pid > 0)
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-}
-
-static void quiet(void *opaque, virErrorPtr e)
-{
-}
-
 int main(void)
 {
-	const char *img = getenv("KC_TEST_IMAGE");
-	if (!img)
-		img = "/var/cache/kvmcloud/test-image/kctest.qcow2";
-	uri = getenv("KC_TEST_URI");
-	if (!uri)
-		uri = "qemu:///system";
-	virSetErrorFunc(NULL, quiet);
-	virConnectPtr c = virConnectOpen(uri);
-	if (!c) {
-		printf("1..0 # SKIP libvirtd not reachable at %s\n", uri);
+	const char *skip = vm_fixture_init(&fx, "kcagt", NULL);
+	if (skip) {
+		printf("1..0 # SKIP %s\n", skip);
+		vm_fixture_cleanup(&fx);
 		return 0;
 	}
-	if (access(img, R_OK) != 0) {
-		printf("1..0 # SKIP no test image %s (scripts/build-test-image.sh)\n", img);
-		return 0;
-	}
-	snprintf(prefix, sizeof(prefix), "kcagt-%d", (int)getpid());
-	snprintf(pool_name, sizeof(pool_name), "%s-pool", prefix);
-	snprintf(net_name, sizeof(net_name), "%s-net", prefix);
-	snprintf(dir, sizeof(dir), "/tmp/%s", prefix);
-
-	char images[300], target[400];
-	snprintf(images, sizeof(images), "%s/data/images", dir);
-	mkdir(dir, 0755);
-	chmod(dir, 0755);
-	mkdir((snprintf(target, sizeof(target), "%s/data", dir), target), 0755);
-	mkdir(images, 0755);
-	snprintf(target, sizeof(target), "%s/kctest.qcow2", images);
-	if (copy_file(img, target) < 0) {
-		printf("1..0 # SKIP cannot copy %s\n", img);
-		cleanup(c);
-		return 0;
-	}
+	snprintf(net_name, sizeof(net_name), "%s-net", fx.prefix);
+	virConnectPtr c = fx.conn;
 
 	struct kc_error err = {0};
 	double t0 = now_s();
@@ -775,7 +681,12 @@ int main(void)
 		test_orphans(c);
 		test_probe_once();
 	}
-	cleanup(c);
-	virConnectClose(c);
+	/* The network test_rollback defines (never started): not the fixture's. */
+	virNetworkPtr net = virNetworkLookupByName(c, net_name);
+	if (net) {
+		virNetworkUndefine(net);
+		virNetworkFree(net);
+	}
+	vm_fixture_cleanup(&fx);
 	return tap_done();
 }

@@ -12,10 +12,10 @@
 
 #include "dispatch.h"
 #include "json_util.h"
-#include "lnk_fixture.h"
+#include "vm_fixture.h"
 #include "tap.h"
 
-static struct lnk_fixture fx;
+static struct vm_fixture fx;
 static char vm[128], none[128];
 
 /* args_fmt with "%s" replaced by the test VM's name and "NONE" by a name
@@ -252,22 +252,22 @@ static void test_lifecycle(struct kc_agent *a)
 
 int main(void)
 {
-	const char *skip = lnk_fixture_init(&fx, "d");
+	const char *skip = vm_fixture_init(&fx, "kclnk", "d");
 	if (skip) {
 		printf("1..0 # SKIP %s\n", skip);
-		lnk_fixture_cleanup(&fx);
+		vm_fixture_cleanup(&fx);
 		return 0;
 	}
 	snprintf(vm, sizeof(vm), "%s-vm1", fx.prefix);
 	snprintf(none, sizeof(none), "%s-none", fx.prefix);
 	struct kc_error err = {0};
-	struct kc_agent *a = lnk_agent(&fx, &err);
+	struct kc_agent *a = vm_fixture_agent(&fx, NULL, &err);
 	ok(a != NULL, "agent starts %s", err.message);
 	if (a) {
 		test_validation(a);
 		test_lifecycle(a);
 		kc_agent_free(a);
 	}
-	lnk_fixture_cleanup(&fx);
+	vm_fixture_cleanup(&fx);
 	return tap_done();
 }

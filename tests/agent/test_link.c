@@ -24,14 +24,14 @@
 #include "json_util.h"
 #include "kc-config.h"
 #include "link.h"
-#include "lnk_fixture.h"
+#include "vm_fixture.h"
 #include "pki.h"
 #include "tap.h"
 #include "tlslink.h"
 
 #define WAIT_MS 15000
 
-static struct lnk_fixture fx;
+static struct vm_fixture fx;
 static char pki[256];
 static struct kc_tls_creds *server_creds;
 static int listen_fd = -1;
@@ -244,8 +244,8 @@ static struct kc_tls_link *session(const char *what, bool check_hello)
 		return NULL;
 	}
 	if (check_hello) {
-		static const char *const keys[] = {"v",	    "type",    "agent_version",
-						   "facts", "domains", NULL};
+		static const char *const keys[] = {
+			"v", "type", "agent_version", "facts", "domains", "creating", NULL};
 		json_t *facts = json_object_get(hello, "facts");
 		const char *name = json_string_value(json_object_get(facts, "name"));
 		ok(json_integer_value(json_object_get(hello, "v")) == 1 &&
@@ -258,6 +258,10 @@ static struct kc_tls_link *session(const char *what, bool check_hello)
 		   "hello: host facts (name %s)", name);
 		ok(json_is_array(json_object_get(hello, "domains")), "hello: domains array (%zu)",
 		   json_array_size(json_object_get(hello, "domains")));
+		/* No create runs while the link connects. */
+		ok(json_is_array(json_object_get(hello, "creating")) &&
+			   json_array_size(json_object_get(hello, "creating")) == 0,
+		   "hello: creating, an empty array");
 		const char *cn = NULL;
 		kc_tls_peer(l, &cn, NULL);
 		ok(cn && strcmp(cn, fx.prefix) == 0, "the server sees the certificate's CN %s", cn);
@@ -485,10 +489,10 @@ static void test_link(struct kc_agent *a, int port)
 
 int main(void)
 {
-	const char *skip = lnk_fixture_init(&fx, "l");
+	const char *skip = vm_fixture_init(&fx, "kclnk", "l");
 	if (skip) {
 		printf("1..0 # SKIP %s\n", skip);
-		lnk_fixture_cleanup(&fx);
+		vm_fixture_cleanup(&fx);
 		return 0;
 	}
 	snprintf(vm, sizeof(vm), "%s-vm1", fx.prefix);
@@ -498,7 +502,7 @@ int main(void)
 	ok(pki_ok, "CA, server and agent certificates %s", err.message);
 	int port = make_listener();
 	ok(port > 0, "fake server listens on 127.0.0.1:%d", port);
-	struct kc_agent *a = pki_ok && port > 0 ? lnk_agent(&fx, &err) : NULL;
+	struct kc_agent *a = pki_ok && port > 0 ? vm_fixture_agent(&fx, NULL, &err) : NULL;
 	ok(a != NULL, "agent starts %s", err.message);
 	if (a)
 		test_link(a, port);
@@ -508,6 +512,6 @@ int main(void)
 	if (pki[0])
 		nftw(pki, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	json_decref(events);
-	lnk_fixture_cleanup(&fx);
+	vm_fixture_cleanup(&fx);
 	return tap_done();
 }

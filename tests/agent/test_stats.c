@@ -4,11 +4,8 @@
  * (booted under TCG from the kctest image, one NIC on a bridge this test
  * makes, so that the NIC has a host-side tap libvirt can count) and a
  * stopped one.  Everything is named kcmet-<pid>-*, lives under
- * /tmp/kcmet-<pid>, and is removed at the end, pass or fail.
- *
- * Environment: KC_TEST_IMAGE (default
- * /var/cache/kvmcloud/test-image/kctest.qcow2), KC_TEST_URI (default
- * qemu:///system).
+ * /tmp/kcmet-<pid>, and is removed at the end, pass or fail (vm_fixture.h,
+ * which also reads KC_TEST_IMAGE and KC_TEST_URI).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,26 +25,14 @@
 #include "cleanup.h"
 #include "config.h"
 #include "json_util.h"
+#include "tap.h"
+#include "vm_fixture.h"
 #include "vmspec.h"
 
 extern char **environ;
 
-static int n_test, n_fail;
-static char dir[256], pool_name[96], prefix[32], bridge[16];
-static const char *uri;
-
-static void ok(bool cond, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	printf("%sok %d - ", cond ? "" : "not ", ++n_test);
-	vprintf(fmt, ap);
-	printf("\n");
-	va_end(ap);
-	fflush(stdout);
-	if (!cond)
-		n_fail++;
-}
+static struct vm_fixture fx;
+static char bridge[16];
 
 static double now_s(void)
 {
@@ -75,32 +60,10 @@ static int run(char *const argv[])
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static int copy_file(const char *from, const char *to)
-{
-	_cleanup_close_ int in = open(from, O_RDONLY | O_CLOEXEC);
-	_cleanup_close_ int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (in < 0 || out < 0)
-		return -1;
-	char buf[65536];
-	ssize_t n;
-	while ((n = read(in, buf, sizeof(buf))) > 0)
-		if (write(out, buf, n) != n)
-			return -1;
-	return n < 0 ? -1 : 0;
-}
-
 static struct kc_agent *agent_new(struct kc_error *err)
 {
-	_cleanup_config_ struct kc_config *cfg = kc_config_new();
-	char data[300];
-	snprintf(data, sizeof(data), "%s/data", dir);
-	kc_config_set(cfg, "libvirt.uri", uri, NULL);
-	kc_config_set(cfg, "data.dir", data, NULL);
-	kc_config_set(cfg, "storage.pool", pool_name, NULL);
-	kc_config_set(cfg, "accel", "tcg", NULL);
-	struct kc_agent *a = NULL;
-	kc_agent_new(cfg, &a, err);
-	return a;
+	static const char *const tcg[] = {"accel", "tcg", NULL};
+	return vm_fixture_agent(&fx, tcg, err);
 }
 
 static int create(struct kc_agent *a, const char *json, struct kc_error *err)
@@ -141,8 +104,8 @@ static void test_stats(struct kc_agent *a)
 	char run_vm[64], off_vm[64], json[512];
 	struct kc_error err = {0};
 
-	snprintf(run_vm, sizeof(run_vm), "%s-run", prefix);
-	snprintf(off_vm, sizeof(off_vm), "%s-off", prefix);
+	snprintf(run_vm, sizeof(run_vm), "%s-run", fx.prefix);
+	snprintf(off_vm, sizeof(off_vm), "%s-off", fx.prefix);
 	snprintf(json, sizeof(json),
 		 "{\"name\":\"%s\",\"memory_mib\":128,\"image\":\"kctest\","
 		 "\"nics\":[{\"type\":\"bridge\",\"source\":\"%s\"}]}",
@@ -221,79 +184,28 @@ static void test_stats(struct kc_agent *a)
 	ok(num(vda2, "rd_bytes") >= num(vda, "rd_bytes"), "disk counters do not go back");
 }
 
-static void cleanup(virConnectPtr c)
+static void cleanup(void)
 {
-	virDomainPtr *doms = NULL;
-	int n = virConnectListAllDomains(c, &doms, 0);
-	for (int i = 0; i < n; i++) {
-		if (strncmp(virDomainGetName(doms[i]), prefix, strlen(prefix)) == 0) {
-			virDomainDestroy(doms[i]);
-			virDomainUndefineFlags(doms[i], VIR_DOMAIN_UNDEFINE_NVRAM);
-		}
-		virDomainFree(doms[i]);
-	}
-	free(doms);
-	virStoragePoolPtr p = virStoragePoolLookupByName(c, pool_name);
-	if (p) {
-		virStorageVolPtr *vols = NULL;
-		int nv = virStoragePoolListAllVolumes(p, &vols, 0);
-		for (int i = 0; i < nv; i++) {
-			virStorageVolDelete(vols[i], 0);
-			virStorageVolFree(vols[i]);
-		}
-		free(vols);
-		virStoragePoolDestroy(p);
-		virStoragePoolDelete(p, 0);
-		virStoragePoolUndefine(p);
-		virStoragePoolFree(p);
-	}
+	vm_fixture_cleanup(&fx);
 	char *const del[] = {"/usr/sbin/ip", "link", "del", bridge, NULL};
 	run(del);
-	char *const rm[] = {"/bin/rm", "-rf", "--", dir, NULL};
-	run(rm);
-}
-
-static void quiet(void *opaque, virErrorPtr e)
-{
 }
 
 int main(void)
 {
-	const char *img = getenv("KC_TEST_IMAGE");
-	if (!img)
-		img = "/var/cache/kvmcloud/test-image/kctest.qcow2";
-	uri = getenv("KC_TEST_URI");
-	if (!uri)
-		uri = "qemu:///system";
-	virSetErrorFunc(NULL, quiet);
-	virConnectPtr c = virConnectOpen(uri);
-	if (!c) {
-		printf("1..0 # SKIP libvirtd not reachable at %s\n", uri);
+	const char *skip = vm_fixture_init(&fx, "kcmet", NULL);
+	if (skip) {
+		printf("1..0 # SKIP %s\n", skip);
+		vm_fixture_cleanup(&fx);
 		return 0;
 	}
-	if (access(img, R_OK) != 0) {
-		printf("1..0 # SKIP no test image %s (scripts/build-test-image.sh)\n", img);
-		virConnectClose(c);
-		return 0;
-	}
-	snprintf(prefix, sizeof(prefix), "kcmet-%d", (int)getpid());
-	snprintf(pool_name, sizeof(pool_name), "%s-pool", prefix);
-	snprintf(dir, sizeof(dir), "/tmp/%s", prefix);
 	snprintf(bridge, sizeof(bridge), "kcmetbr%d", (int)getpid() % 100000);
-
-	char target[400];
-	mkdir(dir, 0755);
-	chmod(dir, 0755);
-	mkdir((snprintf(target, sizeof(target), "%s/data", dir), target), 0755);
-	mkdir((snprintf(target, sizeof(target), "%s/data/images", dir), target), 0755);
-	snprintf(target, sizeof(target), "%s/data/images/kctest.qcow2", dir);
 	/* A bridge with no ports but the VM's tap: no traffic leaves the host. */
 	char *const add[] = {"/usr/sbin/ip", "link", "add", bridge, "type", "bridge", NULL};
 	char *const up[] = {"/usr/sbin/ip", "link", "set", bridge, "up", NULL};
-	if (copy_file(img, target) < 0 || run(add) != 0 || run(up) != 0) {
-		printf("1..0 # SKIP cannot copy %s or make bridge %s\n", img, bridge);
-		cleanup(c);
-		virConnectClose(c);
+	if (run(add) != 0 || run(up) != 0) {
+		printf("1..0 # SKIP cannot make bridge %s\n", bridge);
+		cleanup();
 		return 0;
 	}
 
@@ -304,8 +216,6 @@ int main(void)
 		test_stats(a);
 		kc_agent_free(a);
 	}
-	cleanup(c);
-	virConnectClose(c);
-	printf("1..%d\n", n_test);
-	return n_fail ? 1 : 0;
+	cleanup();
+	return tap_done();
 }

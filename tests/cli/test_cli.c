@@ -256,10 +256,27 @@ KC_TEST(exit_status_of_usage_errors_is_2_before_any_token_check)
 	KC_CHECK_INT(run("vm log web1 --until ("), 2);
 	KC_CHECK_INT(run("vm delete web1 --keep"), 2);
 	KC_CHECK_INT(run("host check n1 --probe=1"), 2);
+	KC_CHECK_INT(run("group list extra"), 2);
+	KC_CHECK_INT(run("group show"), 2);
+	KC_CHECK_INT(run("group show bad/name"), 2);
+	KC_CHECK_INT(run("group delete .."), 2);
+	KC_CHECK_INT(run("host token"), 2);
+	KC_CHECK_INT(run("host token a..b"), 2);
 	/* Not a usage error: the server cannot be reached (exit 1). */
 	KC_CHECK_INT(run("--server http://127.0.0.1:1 --token t vm list"), 1);
 	KC_CHECK_INT(run("--server ftp://x --token t vm list"), 1);
+	KC_CHECK_INT(run("--server http://127.0.0.1:1 --token t group delete web"), 1);
+	KC_CHECK_INT(run("--server http://127.0.0.1:1 --token t host token h2"), 1);
 	unsetenv("KVMCLOUD_CONFIG");
+}
+
+KC_TEST(group_and_host_token_paths)
+{
+	struct kc_error err = {0};
+	_cleanup_free_ char *p = kc_req_path("hosts", "h2", "/join-token", "host name", &err);
+	KC_CHECK_STREQ(p, "/api/v1/hosts/h2/join-token");
+	KC_CHECK(kc_verb_find("group", "list") && kc_verb_find("group", "show") &&
+		 kc_verb_find("group", "delete") && kc_verb_find("host", "token"));
 }
 
 KC_TEST(global_options)
@@ -387,12 +404,21 @@ KC_TEST(missing_token_message)
 }
 
 static const char *const VMS =
-	"{\"vms\": [{\"name\": \"web1\", \"uuid\": \"u\", \"host\": \"node1\", \"state\": "
-	"\"running\", \"accel\": \"tcg\", \"vcpus\": 1, \"memory_mib\": 256, \"image\": "
+	"{\"vms\": [{\"name\": \"web1\", \"uuid\": \"u\", \"host\": \"node1\", \"host_state\": "
+	"\"Up\", \"state\": \"running\", \"vcpus\": 1, \"memory_mib\": 256, \"image\": "
 	"\"kctest\"},"
-	"{\"name\": \"database-2\", \"host\": null, \"state\": \"shutoff\", \"accel\": \"kvm\", "
-	"\"vcpus\": 16, \"memory_mib\": 4096, \"image\": null},"
+	"{\"name\": \"database-2\", \"host\": null, \"host_state\": null, \"state\": \"shutoff\", "
+	"\"host_reachable\": false, \"vcpus\": 16, \"memory_mib\": 4096, \"image\": null},"
+	"{\"name\": \"db3\", \"host\": \"node2\", \"host_state\": \"Disconnected\", "
+	"\"host_reachable\": false, \"state\": \"running\", \"vcpus\": 2, \"memory_mib\": 512},"
 	"{\"name\": \"evil\\u001b[2J\", \"state\": \"missing\"}]}";
+
+/* GET /vms?live=true: full VM objects, no host_state. */
+static const char *const VMS_LIVE =
+	"{\"vms\": [{\"name\": \"web1\", \"host\": \"node1\", \"state\": \"running\", "
+	"\"accel\": \"tcg\", \"vcpus\": 1, \"memory_mib\": 256, \"image\": \"kctest\"},"
+	"{\"name\": \"db3\", \"host\": \"node2\", \"state\": \"running\", "
+	"\"host_reachable\": false, \"vcpus\": 2, \"memory_mib\": 512}]}";
 
 static char *capture(void (*fn)(FILE *, const json_t *), const char *json)
 {
@@ -408,12 +434,17 @@ static char *capture(void (*fn)(FILE *, const json_t *), const char *json)
 KC_TEST(vm_table)
 {
 	_cleanup_free_ char *out = capture(kc_fmt_vm_table, VMS);
-	KC_CHECK_STREQ(out, "NAME        STATE    HOST   VCPUS  MEMORY  ACCEL  IMAGE\n"
-			    "web1        running  node1  1      256MiB  tcg    kctest\n"
-			    "database-2  shutoff  -      16     4GiB    kvm    -\n"
-			    "evil?[2J    missing  -      -      -       -      -\n");
+	KC_CHECK_STREQ(out, "NAME        STATE    HOST   HOST-STATE    VCPUS  MEMORY  IMAGE\n"
+			    "web1        running  node1  Up            1      256MiB  kctest\n"
+			    "database-2  shutoff  -      unreachable   16     4GiB    -\n"
+			    "db3         running  node2  Disconnected  2      512MiB  -\n"
+			    "evil?[2J    missing  -      -             -      -       -\n");
+	_cleanup_free_ char *live = capture(kc_fmt_vm_table, VMS_LIVE);
+	KC_CHECK_STREQ(live, "NAME  STATE    HOST   HOST-STATE   VCPUS  MEMORY  IMAGE\n"
+			     "web1  running  node1  -            1      256MiB  kctest\n"
+			     "db3   running  node2  unreachable  2      512MiB  -\n");
 	_cleanup_free_ char *empty = capture(kc_fmt_vm_table, "{\"vms\": []}");
-	KC_CHECK_STREQ(empty, "NAME  STATE  HOST  VCPUS  MEMORY  ACCEL  IMAGE\n");
+	KC_CHECK_STREQ(empty, "NAME  STATE  HOST  HOST-STATE  VCPUS  MEMORY  IMAGE\n");
 }
 
 static const char *const HOST =

@@ -78,7 +78,7 @@ wait_flag() {
 check "$H2 is flagged unmanaged_vms: 1" wait_flag "unmanaged_vms: 1"
 kc host list | sed 's/^/# /'
 check "the VM list shows the domain unmanaged" \
-	test "$(kc --json vm list | json_get "[v['managed'] for v in d['vms'] if v['name'] == '$UNM'][0]")" = false
+	test "$(kc --json vm list --live | json_get "[v['managed'] for v in d['vms'] if v['name'] == '$UNM'][0]")" = false
 check "vm import" kc vm import $UNM
 check "it is managed now, on $H2, owned by admin" \
 	test "$(kc --json vm show $UNM | json_get 'str(d["managed"]) + d["host"]')" = "True$H2"

@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* srvtest.h - helpers shared by the server tests (header only). */
+/*
+ * srvtest.h - helpers shared by the server tests.  The small static ones
+ * below work from this header alone; the in-process server fixture and
+ * its HTTP client (struct srvtest, srvtest_*()) live in srvtest.c, which
+ * tests/server/meson.build links into every server test.
+ */
 #pragma once
 
 #include <errno.h>
@@ -10,6 +15,10 @@
 #include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <jansson.h>
+
+#include "server.h"
 
 static int srvtest_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -62,3 +71,88 @@ __attribute__((unused)) static bool srvtest_write_fake_image(const char *dir)
 		ok = fclose(f) == 0 && ok;
 	return ok;
 }
+
+/* ---- the in-process server (srvtest.c) ---- */
+
+enum srvtest_mode {
+	/* Embedded agent on libvirt's test:///default (KC_TEST_LIBVIRT_URI
+	 * overrides), plain HTTP. */
+	SRVTEST_EMBEDDED,
+	/* No embedded agent, an agent listener on a second port, HTTPS with
+	 * the cluster CA (the client does not verify it). */
+	SRVTEST_CLUSTER,
+};
+
+struct srvtest {
+	char dir[64];		    /* the data folder, /tmp/kcsrv-test-TAG-XXXXXX */
+	char base[64];		    /* "http://127.0.0.1:PORT" or https:// */
+	char token[128];	    /* the admin token, read from <dir>/admin.token */
+	char *start_output;	    /* what the last srvtest_start() printed */
+	int port, agent_port;	    /* agent_port: SRVTEST_CLUSTER only */
+	struct kc_server_opts opts; /* filled by srvtest_init; may be changed */
+	struct kc_server *srv;	    /* NULL when stopped or when a start failed */
+	/* Storage that opts points into. */
+	char listen[64], agent_listen[64], uri_override[256];
+	const char *overrides[2];
+	bool insecure; /* HTTPS without verifying the server */
+};
+
+/* Makes the data folder, picks free ports, initialises ulfius and fills
+ * t->opts for `mode` (heartbeats and the like are the caller's to set
+ * before srvtest_start).  False (with a diagnostic) on failure. */
+bool srvtest_init(struct srvtest *t, const char *tag, enum srvtest_mode mode);
+/* Opens and starts the server with t->opts, keeps what it printed in
+ * t->start_output and reads the admin token.  False (with a diagnostic,
+ * t->srv NULL) on failure. */
+bool srvtest_start(struct srvtest *t);
+/* Frees the server, keeping its data folder, so that a test can start it
+ * again. */
+void srvtest_stop(struct srvtest *t);
+/* Stops the server, removes the data folder, closes ulfius. */
+void srvtest_cleanup(struct srvtest *t);
+
+/* The main() of a test program that needs nothing else before the server
+ * starts: one fixture `t`, all registered tests (kctest.h, included
+ * first) run against it, or one failure if it does not start. */
+#define SRVTEST_MAIN(t, tag, mode)                                                                 \
+	int main(void)                                                                             \
+	{                                                                                          \
+		if (!srvtest_init(&(t), (tag), (mode)))                                            \
+			return 1;                                                                  \
+		if (srvtest_start(&(t)))                                                           \
+			kc_test_run_registered();                                                  \
+		else                                                                               \
+			KC_CHECK((t).srv != NULL);                                                 \
+		srvtest_cleanup(&(t));                                                             \
+		return kc_test_finish();                                                           \
+	}
+
+struct srvtest_reply {
+	long status;	    /* 0: no answer */
+	json_t *json;	    /* the body parsed, NULL if it is not JSON */
+	char *body;	    /* the body as text (NUL-terminated) */
+	char *location;	    /* the Location header, or NULL */
+	char *content_type; /* the Content-Type header, or NULL */
+};
+
+struct srvtest_req {
+	const char *method, *path;   /* path with its query, e.g. "/api/v1/vms" */
+	const char *token;	     /* NULL: no Authorization header */
+	const char *body;	     /* NULL: none; sent as application/json */
+	size_t body_len;	     /* 0: strlen(body) */
+	const char *idempotency_key; /* NULL: none */
+};
+
+/* Sends one request to t's server; a transport failure is status 0. */
+struct srvtest_reply srvtest_send(const struct srvtest *t, const struct srvtest_req *rq);
+/* srvtest_send() with the common fields. */
+struct srvtest_reply srvtest_call(const struct srvtest *t, const char *method, const char *path,
+				  const char *token, const char *body);
+void srvtest_reply_clear(struct srvtest_reply *r);
+/* As admin: makes user `name` (role user; password may be NULL) and a
+ * token for them, copied to `out`.  False if either step failed. */
+bool srvtest_make_user(const struct srvtest *t, const char *name, const char *password,
+		       char out[128]);
+/* The error body's "code" and "message", NULL without one. */
+const char *srvtest_err_code(const struct srvtest_reply *r);
+const char *srvtest_err_msg(const struct srvtest_reply *r);

@@ -30,58 +30,12 @@
 #include "srvtest.h"
 #include "tlslink.h"
 
-static char dir[] = "/tmp/kcsrv-test-link-XXXXXX";
-static char base[64];
-static char token[128];
-static int agent_port;
-static struct kc_server *srv;
+static struct srvtest S;
 
-struct reply {
-	long status;
-	json_t *json;
-};
-
-static void reply_clear(struct reply *r)
+static struct srvtest_reply call(const char *method, const char *path, const char *tok,
+				 const char *body)
 {
-	json_decref(r->json);
-	memset(r, 0, sizeof(*r));
-}
-
-static struct reply call(const char *method, const char *path, const char *tok, const char *body)
-{
-	struct _u_request req;
-	struct _u_response resp;
-	struct reply r = {0};
-	char url[512], auth[256];
-
-	ulfius_init_request(&req);
-	ulfius_init_response(&resp);
-	snprintf(url, sizeof(url), "%s%s", base, path);
-	req.http_verb = strdup(method);
-	req.http_url = strdup(url);
-	/* The fake agent's join pins the CA; here HTTPS itself is not under test. */
-	req.check_server_certificate = 0;
-	if (tok) {
-		snprintf(auth, sizeof(auth), "Bearer %s", tok);
-		u_map_put(req.map_header, "Authorization", auth);
-	}
-	if (body) {
-		u_map_put(req.map_header, "Content-Type", "application/json");
-		ulfius_set_binary_body_request(&req, body, strlen(body));
-	}
-	if (ulfius_send_http_request(&req, &resp) == U_OK) {
-		r.status = resp.status;
-		r.json = json_loadb(resp.binary_body ? resp.binary_body : "",
-				    resp.binary_body_length, 0, NULL);
-	}
-	ulfius_clean_request(&req);
-	ulfius_clean_response(&resp);
-	return r;
-}
-
-static const char *err_msg(const struct reply *r)
-{
-	return json_string_value(json_object_get(json_object_get(r->json, "error"), "message"));
+	return srvtest_call(&S, method, path, tok, body);
 }
 
 /* ---- the fake agent ---- */
@@ -96,9 +50,9 @@ struct fake {
 static void fake_paths(struct fake *f, const char *name)
 {
 	snprintf(f->name, sizeof(f->name), "%s", name);
-	snprintf(f->key, sizeof(f->key), "%s/%s.key", dir, name);
-	snprintf(f->cert, sizeof(f->cert), "%s/%s.crt", dir, name);
-	snprintf(f->ca, sizeof(f->ca), "%s/%s-ca.crt", dir, name);
+	snprintf(f->key, sizeof(f->key), "%s/%s.key", S.dir, name);
+	snprintf(f->cert, sizeof(f->cert), "%s/%s.crt", S.dir, name);
+	snprintf(f->ca, sizeof(f->ca), "%s/%s-ca.crt", S.dir, name);
 }
 
 static bool write_file(const char *path, const char *text)
@@ -116,7 +70,7 @@ static bool host_add(const char *name, char *ret_token, size_t size)
 	char body[128];
 
 	snprintf(body, sizeof(body), "{\"name\":\"%s\"}", name);
-	struct reply r = call("POST", "/api/v1/hosts", token, body);
+	struct srvtest_reply r = call("POST", "/api/v1/hosts", S.token, body);
 	const char *t = json_string_value(json_object_get(r.json, "join_token"));
 	const char *cmd = json_string_value(json_object_get(r.json, "command"));
 	bool ok = r.status == 201 && t && cmd && strstr(cmd, t) && strstr(cmd, "--ca-sha256 ");
@@ -124,16 +78,16 @@ static bool host_add(const char *name, char *ret_token, size_t size)
 		snprintf(ret_token, size, "%s", t);
 	else
 		kc_test_diag("host add %s: %ld", name, r.status);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 	return ok;
 }
 
 /* POST /api/v1/join with a fresh key; *ret_status the HTTP status. */
-static struct reply join(struct fake *f, const char *join_token)
+static struct srvtest_reply join(struct fake *f, const char *join_token)
 {
 	_cleanup_free_ char *csr = NULL;
 	struct kc_error err = {0};
-	struct reply r = {0};
+	struct srvtest_reply r = {0};
 
 	if (kc_pki_key_and_csr(f->key, "anything", &csr, &err) < 0) {
 		kc_test_diag("csr: %s", err.message);
@@ -151,7 +105,7 @@ static struct reply join(struct fake *f, const char *join_token)
 
 static int tcp_connect(void)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(agent_port)};
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(S.agent_port)};
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -265,10 +219,10 @@ static const char *host_state(const char *name)
 	char path[128];
 
 	snprintf(path, sizeof(path), "/api/v1/hosts/%s", name);
-	struct reply r = call("GET", path, token, NULL);
+	struct srvtest_reply r = call("GET", path, S.token, NULL);
 	const char *s = json_string_value(json_object_get(r.json, "state"));
 	snprintf(state, sizeof(state), "%s", s ? s : r.status == 404 ? "(gone)" : "(none)");
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 	return state;
 }
 
@@ -351,19 +305,19 @@ static char h1_token[128];
 
 KC_TEST(ca_is_public_and_join_tokens_work_once)
 {
-	if (!KC_CHECK(srv))
+	if (!KC_CHECK(S.srv))
 		return;
-	struct reply r = call("GET", "/api/v1/ca", NULL, NULL);
+	struct srvtest_reply r = call("GET", "/api/v1/ca", NULL, NULL);
 	KC_CHECK_INT(r.status, 200);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 
 	fake_paths(&h1, "kclink-h1");
 	if (!KC_CHECK(host_add("kclink-h1", h1_token, sizeof(h1_token))))
 		return;
 	KC_CHECK_STREQ(host_state("kclink-h1"), "Pending");
-	r = call("POST", "/api/v1/hosts", token, "{\"name\":\"kclink-h1\"}");
+	r = call("POST", "/api/v1/hosts", S.token, "{\"name\":\"kclink-h1\"}");
 	KC_CHECK_INT(r.status, 409);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 
 	/* Wrong, malformed, then right, then used again. */
 	char wrong[128];
@@ -372,29 +326,30 @@ KC_TEST(ca_is_public_and_join_tokens_work_once)
 	r = join(&h1, wrong);
 	KC_CHECK_INT(r.status, 401);
 	char first_msg[256];
-	snprintf(first_msg, sizeof(first_msg), "%s", err_msg(&r) ? err_msg(&r) : "");
-	reply_clear(&r);
+	snprintf(first_msg, sizeof(first_msg), "%s",
+		 srvtest_err_msg(&r) ? srvtest_err_msg(&r) : "");
+	srvtest_reply_clear(&r);
 	r = join(&h1, "not-hex");
 	KC_CHECK_INT(r.status, 401);
-	KC_CHECK_STREQ(err_msg(&r), first_msg);
-	reply_clear(&r);
+	KC_CHECK_STREQ(srvtest_err_msg(&r), first_msg);
+	srvtest_reply_clear(&r);
 
 	r = join(&h1, h1_token);
 	KC_CHECK_INT(r.status, 200);
 	KC_CHECK_STREQ(json_string_value(json_object_get(r.json, "host")), "kclink-h1");
 	const char *ep = json_string_value(json_object_get(r.json, "agent_endpoint"));
 	char want[64];
-	snprintf(want, sizeof(want), "127.0.0.1:%d", agent_port);
+	snprintf(want, sizeof(want), "127.0.0.1:%d", S.agent_port);
 	KC_CHECK_STREQ(ep, want);
 	KC_CHECK_STREQ(json_string_value(json_object_get(r.json, "server_name")), "127.0.0.1");
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 
 	struct fake again = {0};
 	fake_paths(&again, "kclink-again");
 	r = join(&again, h1_token);
 	KC_CHECK_INT(r.status, 401);
-	KC_CHECK_STREQ(err_msg(&r), first_msg);
-	reply_clear(&r);
+	KC_CHECK_STREQ(srvtest_err_msg(&r), first_msg);
+	srvtest_reply_clear(&r);
 
 	/* Expired: a token whose hour is over. */
 	struct kc_error err = {0};
@@ -402,12 +357,12 @@ KC_TEST(ca_is_public_and_join_tokens_work_once)
 	char hash[65], past[21];
 	kc_join_token_hash(tok, hash);
 	kc_db_time_from_now(-10, past);
-	KC_CHECK(kc_db_host_add(srv->db, "kclink-old", NULL, NULL, &err) == 0);
-	KC_CHECK(kc_db_join_token_create(srv->db, hash, "kclink-old", past, &err) == 0);
+	KC_CHECK(kc_db_host_add(S.srv->db, "kclink-old", NULL, NULL, &err) == 0);
+	KC_CHECK(kc_db_join_token_create(S.srv->db, hash, "kclink-old", past, &err) == 0);
 	r = join(&again, tok);
 	KC_CHECK_INT(r.status, 401);
-	KC_CHECK_STREQ(err_msg(&r), first_msg);
-	reply_clear(&r);
+	KC_CHECK_STREQ(srvtest_err_msg(&r), first_msg);
+	srvtest_reply_clear(&r);
 
 	/* Bodies over 32 KiB are refused before anything is looked at. */
 	_cleanup_free_ char *big = malloc(40 * 1024);
@@ -417,7 +372,7 @@ KC_TEST(ca_is_public_and_join_tokens_work_once)
 	memcpy(big + 40 * 1024 - 3, "\"}", 2);
 	r = call("POST", "/api/v1/join", NULL, big);
 	KC_CHECK_INT(r.status, 413);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 }
 
 KC_TEST(hello_welcome_and_heartbeats_make_the_host_up)
@@ -431,21 +386,21 @@ KC_TEST(hello_welcome_and_heartbeats_make_the_host_up)
 		usleep(800 * 1000);
 	}
 	KC_CHECK_STREQ(host_state("kclink-h1"), "Up");
-	struct reply r = call("GET", "/api/v1/hosts/kclink-h1", token, NULL);
+	struct srvtest_reply r = call("GET", "/api/v1/hosts/kclink-h1", S.token, NULL);
 	KC_CHECK(json_is_true(json_object_get(r.json, "connected")));
 	KC_CHECK_STREQ(json_string_value(json_object_get(r.json, "accel")), "tcg");
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 }
 
 struct api_call {
 	const char *method, *path, *body;
-	struct reply r;
+	struct srvtest_reply r;
 };
 
 static void *api_thread(void *arg)
 {
 	struct api_call *a = arg;
-	a->r = call(a->method, a->path, token, a->body);
+	a->r = call(a->method, a->path, S.token, a->body);
 	return NULL;
 }
 
@@ -460,6 +415,8 @@ static bool answer(struct fake *f, const char *want_op, json_t *result, const ch
 		}
 		const char *t = json_string_value(json_object_get(m, "type"));
 		const char *op = json_string_value(json_object_get(m, "op"));
+		if (t && strcmp(t, "endpoints") == 0)
+			continue; /* the server's list of endpoints, any time */
 		if (!t || strcmp(t, "request") != 0 || !op || strcmp(op, want_op) != 0) {
 			kc_test_diag("unexpected message %s %s", t ? t : "?", op ? op : "?");
 			json_decref(result);
@@ -479,7 +436,8 @@ static bool answer(struct fake *f, const char *want_op, json_t *result, const ch
 
 KC_TEST(api_requests_reach_the_agent_and_come_back)
 {
-	struct api_call a = {"GET", "/api/v1/vms", NULL, {0}};
+	/* ?live=true asks the host, and shows its domains without a record. */
+	struct api_call a = {"GET", "/api/v1/vms?live=true", NULL, {0}};
 	pthread_t t;
 
 	if (!KC_CHECK(h1.link) || !KC_CHECK(pthread_create(&t, NULL, api_thread, &a) == 0))
@@ -494,7 +452,7 @@ KC_TEST(api_requests_reach_the_agent_and_come_back)
 	KC_CHECK_STREQ(json_string_value(json_object_get(vm, "name")), "kclink-dom");
 	KC_CHECK_STREQ(json_string_value(json_object_get(vm, "host")), "kclink-h1");
 	KC_CHECK(json_is_false(json_object_get(vm, "managed")));
-	reply_clear(&a.r);
+	srvtest_reply_clear(&a.r);
 
 	/* A create placed by name: vm.show (not found), then vm.create. */
 	a = (struct api_call){"POST",
@@ -513,7 +471,7 @@ KC_TEST(api_requests_reach_the_agent_and_come_back)
 	KC_CHECK_INT(a.r.status, 201);
 	KC_CHECK_STREQ(json_string_value(json_object_get(a.r.json, "host")), "kclink-h1");
 	KC_CHECK(json_is_true(json_object_get(a.r.json, "managed")));
-	reply_clear(&a.r);
+	srvtest_reply_clear(&a.r);
 
 	/* The agent's error comes back as the API's. */
 	a = (struct api_call){"POST", "/api/v1/vms/kclink-vm/start", NULL, {0}};
@@ -524,8 +482,8 @@ KC_TEST(api_requests_reach_the_agent_and_come_back)
 	KC_CHECK(answer(&h1, "vm.start", NULL, "conflict"));
 	pthread_join(t, NULL);
 	KC_CHECK_INT(a.r.status, 409);
-	KC_CHECK_STREQ(err_msg(&a.r), "fake agent says no");
-	reply_clear(&a.r);
+	KC_CHECK_STREQ(srvtest_err_msg(&a.r), "fake agent says no");
+	srvtest_reply_clear(&a.r);
 
 	/* An event updates the record's state, for this host's VMs only. */
 	KC_CHECK(fake_send(&h1, json_pack("{s:i,s:s,s:s,s:s,s:s}", "v", 1, "type", "event", "event",
@@ -535,13 +493,31 @@ KC_TEST(api_requests_reach_the_agent_and_come_back)
 	for (int i = 0; i < 20; i++) {
 		json_decref(row);
 		row = NULL;
-		kc_db_vm_get(srv->db, "kclink-vm", &row, &err);
+		kc_db_vm_get(S.srv->db, "kclink-vm", &row, &err);
 		if (strcmp(json_string_value(json_object_get(row, "state")), "shutoff") == 0)
 			break;
 		usleep(100 * 1000);
 	}
 	KC_CHECK_STREQ(json_string_value(json_object_get(row, "state")), "shutoff");
 	json_decref(row);
+
+	/* The plain list is the database's: no call reaches the fake agent
+	 * (which would not answer), the event's state is there, and so is
+	 * the host's state; the unmanaged domain is not. */
+	struct srvtest_reply r = call("GET", "/api/v1/vms", S.token, NULL);
+	KC_CHECK_INT(r.status, 200);
+	json_t *vms = json_object_get(r.json, "vms");
+	KC_CHECK_INT(json_array_size(vms), 1);
+	vm = json_array_get(vms, 0);
+	KC_CHECK_STREQ(json_string_value(json_object_get(vm, "name")), "kclink-vm");
+	KC_CHECK_STREQ(json_string_value(json_object_get(vm, "state")), "shutoff");
+	KC_CHECK_STREQ(json_string_value(json_object_get(vm, "host")), "kclink-h1");
+	KC_CHECK_STREQ(json_string_value(json_object_get(vm, "host_state")), "Up");
+	KC_CHECK_STREQ(json_string_value(json_object_get(vm, "image")), "kctest");
+	KC_CHECK_STREQ(json_string_value(json_object_get(vm, "owner")), "admin");
+	KC_CHECK(json_is_true(json_object_get(vm, "managed")));
+	KC_CHECK(!json_object_get(vm, "host_reachable"));
+	srvtest_reply_clear(&r);
 }
 
 KC_TEST(silence_makes_the_host_disconnected_then_down)
@@ -553,13 +529,20 @@ KC_TEST(silence_makes_the_host_disconnected_then_down)
 	fake_close(&h1);
 	KC_CHECK(wait_state("kclink-h1", "Disconnected", 5, NULL));
 	/* ...its VM shows its last known state, and calls fail fast. */
-	struct reply r = call("GET", "/api/v1/vms/kclink-vm", token, NULL);
+	struct srvtest_reply r = call("GET", "/api/v1/vms/kclink-vm", S.token, NULL);
 	KC_CHECK_INT(r.status, 200);
 	KC_CHECK_STREQ(json_string_value(json_object_get(r.json, "state")), "shutoff");
-	reply_clear(&r);
-	r = call("POST", "/api/v1/vms/kclink-vm/start", token, NULL);
+	srvtest_reply_clear(&r);
+	/* So does the list, saying why it is only the last known. */
+	r = call("GET", "/api/v1/vms", S.token, NULL);
+	json_t *vm = json_array_get(json_object_get(r.json, "vms"), 0);
+	KC_CHECK_STREQ(json_string_value(json_object_get(vm, "state")), "shutoff");
+	KC_CHECK_STREQ(json_string_value(json_object_get(vm, "host_state")), "Disconnected");
+	KC_CHECK(json_is_false(json_object_get(vm, "host_reachable")));
+	srvtest_reply_clear(&r);
+	r = call("POST", "/api/v1/vms/kclink-vm/start", S.token, NULL);
 	KC_CHECK_INT(r.status, 503);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 	/* --down-after 3 */
 	KC_CHECK(wait_state("kclink-h1", "Down", 10, NULL));
 	/* It comes back: Up again, and its hello reconciles the record. */
@@ -568,7 +551,7 @@ KC_TEST(silence_makes_the_host_disconnected_then_down)
 	KC_CHECK(wait_state("kclink-h1", "Up", 5, &h1));
 	json_t *row = NULL;
 	struct kc_error err = {0};
-	kc_db_vm_get(srv->db, "kclink-vm", &row, &err);
+	kc_db_vm_get(S.srv->db, "kclink-vm", &row, &err);
 	KC_CHECK_STREQ(json_string_value(json_object_get(row, "state")), "missing");
 	json_decref(row);
 }
@@ -605,11 +588,11 @@ KC_TEST(unknown_cn_and_old_certificates_are_refused)
 	/* Signed by the cluster CA, but for a name that is no host. */
 	fake_paths(&s, "kclink-stranger");
 	if (!KC_CHECK(kc_pki_key_and_csr(s.key, "x", &csr, &err) == 0) ||
-	    !KC_CHECK(kc_pki_sign_csr(srv->pki_dir, csr, "kclink-stranger", 1, &pem, &serial,
+	    !KC_CHECK(kc_pki_sign_csr(S.srv->pki_dir, csr, "kclink-stranger", 1, &pem, &serial,
 				      &err) == 0))
 		return;
 	write_file(s.cert, pem);
-	snprintf(s.ca, sizeof(s.ca), "%s/ca.crt", srv->pki_dir);
+	snprintf(s.ca, sizeof(s.ca), "%s/ca.crt", S.srv->pki_dir);
 	KC_CHECK(fake_tls(&s) && fake_closed(&s, 3000));
 	fake_free(&s);
 
@@ -617,7 +600,8 @@ KC_TEST(unknown_cn_and_old_certificates_are_refused)
 	free(pem);
 	free(serial);
 	pem = serial = NULL;
-	if (!KC_CHECK(kc_pki_sign_csr(srv->pki_dir, csr, "kclink-h1", 1, &pem, &serial, &err) == 0))
+	if (!KC_CHECK(kc_pki_sign_csr(S.srv->pki_dir, csr, "kclink-h1", 1, &pem, &serial, &err) ==
+		      0))
 		return;
 	write_file(s.cert, pem);
 	KC_CHECK(fake_tls(&s) && fake_closed(&s, 3000));
@@ -638,12 +622,12 @@ KC_TEST(removing_a_host_revokes_and_closes_its_link)
 	KC_CHECK(answer(&h1, "vm.delete", NULL, "not_found"));
 	pthread_join(t, NULL);
 	KC_CHECK_INT(a.r.status, 200);
-	reply_clear(&a.r);
+	srvtest_reply_clear(&a.r);
 
-	struct reply r = call("DELETE", "/api/v1/hosts/kclink-h1", token, NULL);
+	struct srvtest_reply r = call("DELETE", "/api/v1/hosts/kclink-h1", S.token, NULL);
 	KC_CHECK_INT(r.status, 200);
 	KC_CHECK(json_is_string(json_object_get(r.json, "revoked_serial")));
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 	KC_CHECK(fake_closed(&h1, 3000));
 	fake_close(&h1);
 	/* Refused at the handshake (TLS 1.3: the client sees it on its first read). */
@@ -659,44 +643,114 @@ KC_TEST(removing_a_host_revokes_and_closes_its_link)
 
 KC_TEST(inventory_routes)
 {
-	struct reply r = call("POST", "/api/v1/zones", token, "{\"name\":\"kclink-z\"}");
+	struct srvtest_reply r = call("POST", "/api/v1/zones", S.token, "{\"name\":\"kclink-z\"}");
 	KC_CHECK_INT(r.status, 201);
-	reply_clear(&r);
-	r = call("POST", "/api/v1/clusters", token,
+	srvtest_reply_clear(&r);
+	r = call("POST", "/api/v1/clusters", S.token,
 		 "{\"name\":\"kclink-c\",\"zone\":\"kclink-z\"}");
 	KC_CHECK_INT(r.status, 201);
-	reply_clear(&r);
-	r = call("POST", "/api/v1/clusters", token, "{\"name\":\"kclink-c2\",\"zone\":\"nope\"}");
+	srvtest_reply_clear(&r);
+	r = call("POST", "/api/v1/clusters", S.token, "{\"name\":\"kclink-c2\",\"zone\":\"nope\"}");
 	KC_CHECK_INT(r.status, 400);
-	reply_clear(&r);
-	r = call("POST", "/api/v1/hosts", token,
+	srvtest_reply_clear(&r);
+	r = call("POST", "/api/v1/hosts", S.token,
 		 "{\"name\":\"kclink-h9\",\"cluster\":\"kclink-c\"}");
 	KC_CHECK_INT(r.status, 201);
-	reply_clear(&r);
-	r = call("GET", "/api/v1/hosts/kclink-h9", token, NULL);
+	srvtest_reply_clear(&r);
+	r = call("GET", "/api/v1/hosts/kclink-h9", S.token, NULL);
 	KC_CHECK_STREQ(json_string_value(json_object_get(r.json, "zone")), "kclink-z");
-	reply_clear(&r);
-	r = call("GET", "/api/v1/clusters?zone=kclink-z", token, NULL);
+	srvtest_reply_clear(&r);
+	r = call("GET", "/api/v1/clusters?zone=kclink-z", S.token, NULL);
 	KC_CHECK_INT(json_array_size(json_object_get(r.json, "clusters")), 1);
-	reply_clear(&r);
-	r = call("DELETE", "/api/v1/hosts/kclink-h9", token, NULL);
+	srvtest_reply_clear(&r);
+	r = call("DELETE", "/api/v1/hosts/kclink-h9", S.token, NULL);
 	KC_CHECK_INT(r.status, 200);
-	reply_clear(&r);
-	r = call("DELETE", "/api/v1/clusters/kclink-c", token, NULL);
+	srvtest_reply_clear(&r);
+	r = call("DELETE", "/api/v1/clusters/kclink-c", S.token, NULL);
 	KC_CHECK_INT(r.status, 200);
-	reply_clear(&r);
-	r = call("DELETE", "/api/v1/zones/kclink-z", token, NULL);
+	srvtest_reply_clear(&r);
+	r = call("DELETE", "/api/v1/zones/kclink-z", S.token, NULL);
 	KC_CHECK_INT(r.status, 200);
-	reply_clear(&r);
-	r = call("GET", "/api/v1/zones", token, NULL);
+	srvtest_reply_clear(&r);
+	r = call("GET", "/api/v1/zones", S.token, NULL);
 	KC_CHECK_INT(json_array_size(json_object_get(r.json, "zones")), 0);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 	r = call("POST", "/api/v1/hosts", NULL, "{\"name\":\"kclink-h8\"}");
 	KC_CHECK_INT(r.status, 401);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 }
 
 /* Last: it locks 127.0.0.1 out of joining for a minute. */
+/* POST /api/v1/hosts/NAME/join-token; the new token, or "" (status in *ret). */
+static const char *join_token_again(const char *host, long *ret_status, char *serial, size_t n)
+{
+	static char tok[128];
+	char path[128];
+
+	snprintf(path, sizeof(path), "/api/v1/hosts/%s/join-token", host);
+	struct srvtest_reply r = call("POST", path, S.token, NULL);
+	const char *t = json_string_value(json_object_get(r.json, "join_token"));
+	const char *cmd = json_string_value(json_object_get(r.json, "command"));
+	const char *rs = json_string_value(json_object_get(r.json, "revoked_serial"));
+	*ret_status = r.status;
+	snprintf(tok, sizeof(tok), "%s", r.status == 201 && t && cmd && strstr(cmd, t) ? t : "");
+	snprintf(serial, n, "%s", rs ? rs : "");
+	if (r.status != 201)
+		kc_test_diag("join-token %s: %ld %s", host, r.status, r.body ? r.body : "");
+	srvtest_reply_clear(&r);
+	return tok;
+}
+
+KC_TEST(a_pending_host_gets_a_new_join_token)
+{
+	struct fake h2 = {0};
+	char tok1[128], tok2[128], serial[64];
+	long status = 0;
+
+	fake_paths(&h2, "kclink-h2");
+	if (!KC_CHECK(host_add("kclink-h2", tok1, sizeof(tok1))))
+		return;
+	snprintf(tok2, sizeof(tok2), "%s", join_token_again("kclink-h2", &status, serial, 64));
+	KC_CHECK_INT(status, 201);
+	KC_CHECK_INT(strlen(tok2), 64);
+	KC_CHECK(strcmp(tok1, tok2) != 0);
+	KC_CHECK_STREQ(serial, ""); /* no certificate to revoke yet */
+	/* The token it replaces no longer works; the new one does. */
+	struct srvtest_reply r = join(&h2, tok1);
+	KC_CHECK_INT(r.status, 401);
+	srvtest_reply_clear(&r);
+	r = join(&h2, tok2);
+	KC_CHECK_INT(r.status, 200);
+	srvtest_reply_clear(&r);
+	KC_CHECK_STREQ(host_state("kclink-h2"), "Pending");
+
+	/* Joined but never connected: a new token revokes that certificate. */
+	const char *tok3 = join_token_again("kclink-h2", &status, serial, sizeof(serial));
+	KC_CHECK_INT(status, 201);
+	KC_CHECK(serial[0] != '\0');
+	KC_CHECK(fake_tls(&h2) && fake_closed(&h2, 3000));
+	fake_free(&h2);
+	r = join(&h2, tok3);
+	KC_CHECK_INT(r.status, 200);
+	srvtest_reply_clear(&r);
+	KC_CHECK(fake_hello(&h2, NULL));
+	KC_CHECK(wait_state("kclink-h2", "Up", 5, &h2));
+
+	/* A host that has connected keeps its certificate: 409. */
+	join_token_again("kclink-h2", &status, serial, sizeof(serial));
+	KC_CHECK_INT(status, 409);
+	join_token_again("kclink-nohost", &status, serial, sizeof(serial));
+	KC_CHECK_INT(status, 404);
+	r = call("POST", "/api/v1/hosts/bad..name/join-token", S.token, NULL);
+	KC_CHECK_INT(r.status, 400);
+	srvtest_reply_clear(&r);
+
+	r = call("DELETE", "/api/v1/hosts/kclink-h2", S.token, NULL);
+	KC_CHECK_INT(r.status, 200);
+	srvtest_reply_clear(&r);
+	fake_free(&h2);
+}
+
 KC_TEST(failed_joins_are_rate_limited)
 {
 	struct fake f = {0};
@@ -704,62 +758,26 @@ KC_TEST(failed_joins_are_rate_limited)
 
 	fake_paths(&f, "kclink-guess");
 	for (int i = 0; i < 12; i++) {
-		struct reply r = join(&f, "00000000000000000000000000000000000000000000000000000000"
-					  "00000000");
+		struct srvtest_reply r =
+			join(&f, "00000000000000000000000000000000000000000000000000000000"
+				 "00000000");
 		last = r.status;
-		reply_clear(&r);
+		srvtest_reply_clear(&r);
 	}
 	KC_CHECK_INT(last, 429);
 }
 
 int main(void)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	int port = srvtest_free_port();
-	struct kc_error err = {0};
-	static char listen[64], alisten[64];
-
-	agent_port = srvtest_free_port();
-	if (!mkdtemp(dir) || port < 0 || agent_port < 0 || agent_port == port) {
-		perror("setup");
+	if (!srvtest_init(&S, "link", SRVTEST_CLUSTER))
 		return 1;
-	}
-	ulfius_global_init();
-	snprintf(base, sizeof(base), "https://127.0.0.1:%d", port);
-	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
-	snprintf(alisten, sizeof(alisten), "127.0.0.1:%d", agent_port);
-	struct kc_server_opts opts = {.data_dir = dir,
-				      .listen = listen,
-				      .agent_listen = alisten,
-				      .no_local_agent = true,
-				      .heartbeat_s = 1,
-				      .down_after_s = 3,
-				      .log_requests = false};
-	FILE *out = open_memstream(&buf, &len);
-	opts.out = out;
-	if (kc_server_open(&opts, &srv, &err) < 0 || kc_server_start(srv, &opts, &err) < 0) {
-		kc_test_diag("server start failed: %s", err.message);
-		kc_server_free(srv);
-		srv = NULL;
-	} else {
-		char path[256];
-		snprintf(path, sizeof(path), "%s/admin.token", dir);
-		FILE *f = fopen(path, "re");
-		if (f && fscanf(f, "%127s", token) != 1)
-			token[0] = '\0';
-		if (f)
-			fclose(f);
-	}
-	fclose(out);
-	if (buf && strstr(buf, "agents: listening on") == NULL)
-		kc_test_diag("start-up lines: %s", buf);
-	free(buf);
+	S.opts.heartbeat_s = 1;
+	S.opts.down_after_s = 3;
+	if (srvtest_start(&S) && !strstr(S.start_output, "agents: listening on"))
+		kc_test_diag("start-up lines: %s", S.start_output);
 
 	kc_test_run_registered();
 	fake_free(&h1);
-	kc_server_free(srv);
-	ulfius_global_close();
-	srvtest_rm_rf(dir);
+	srvtest_cleanup(&S);
 	return kc_test_finish();
 }

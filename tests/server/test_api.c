@@ -20,69 +20,23 @@
 #include "server.h"
 #include "srvtest.h"
 
-static char dir[] = "/tmp/kcsrv-test-api-XXXXXX";
-static char base[64];
-static char token[128];
-static struct kc_server *srv;
-static struct kc_server_opts opts;
-static char uri_override[256];
-static const char *overrides[3];
-static char *first_start_line; /* what the first start printed */
-
-struct reply {
-	long status;
-	json_t *json;
-	char *body;
-};
-
-static void reply_clear(struct reply *r)
-{
-	json_decref(r->json);
-	free(r->body);
-	memset(r, 0, sizeof(*r));
-}
+static struct srvtest S;
 
 /* Sends one request; tok NULL = no Authorization header. */
-static struct reply call(const char *method, const char *path, const char *tok, const char *body,
-			 size_t body_len)
+static struct srvtest_reply call(const char *method, const char *path, const char *tok,
+				 const char *body, size_t body_len)
 {
-	struct _u_request req;
-	struct _u_response resp;
-	struct reply r = {0};
-	char url[1024], auth[256];
-
-	ulfius_init_request(&req);
-	ulfius_init_response(&resp);
-	snprintf(url, sizeof(url), "%s%s", base, path);
-	req.http_verb = strdup(method);
-	req.http_url = strdup(url);
-	if (tok) {
-		snprintf(auth, sizeof(auth), "Bearer %s", tok);
-		u_map_put(req.map_header, "Authorization", auth);
-	}
-	if (body) {
-		u_map_put(req.map_header, "Content-Type", "application/json");
-		ulfius_set_binary_body_request(&req, body, body_len);
-	}
-	if (ulfius_send_http_request(&req, &resp) == U_OK) {
-		r.status = resp.status;
-		r.body = strndup(resp.binary_body ? resp.binary_body : "", resp.binary_body_length);
-		r.json = json_loadb(r.body, strlen(r.body), 0, NULL);
-	}
-	ulfius_clean_request(&req);
-	ulfius_clean_response(&resp);
-	return r;
+	return srvtest_send(&S, &(struct srvtest_req){.method = method,
+						      .path = path,
+						      .token = tok,
+						      .body = body,
+						      .body_len = body_len});
 }
 
-static struct reply call_json(const char *method, const char *path, const char *tok,
-			      const char *body)
+static struct srvtest_reply call_json(const char *method, const char *path, const char *tok,
+				      const char *body)
 {
-	return call(method, path, tok, body, body ? strlen(body) : 0);
-}
-
-static const char *err_code(const struct reply *r)
-{
-	return json_string_value(json_object_get(json_object_get(r->json, "error"), "code"));
+	return srvtest_call(&S, method, path, tok, body);
 }
 
 static size_t db_vm_count(void)
@@ -91,24 +45,10 @@ static size_t db_vm_count(void)
 	struct kc_error err = {0};
 	size_t n = (size_t)-1;
 
-	if (kc_db_vm_list(srv->db, NULL, &rows, &err) == 0)
+	if (kc_db_vm_list(S.srv->db, NULL, &rows, &err) == 0)
 		n = json_array_size(rows);
 	json_decref(rows);
 	return n;
-}
-
-static bool start_server(FILE *out)
-{
-	struct kc_error err = {0};
-
-	opts.out = out;
-	if (kc_server_open(&opts, &srv, &err) < 0 || kc_server_start(srv, &opts, &err) < 0) {
-		kc_test_diag("server start failed: %s", err.message);
-		kc_server_free(srv);
-		srv = NULL;
-		return false;
-	}
-	return true;
 }
 
 KC_TEST(server_starts_and_writes_token_file_0600)
@@ -116,29 +56,29 @@ KC_TEST(server_starts_and_writes_token_file_0600)
 	char path[256];
 	struct stat st;
 
-	if (!KC_CHECK(srv))
+	if (!KC_CHECK(S.srv))
 		return;
-	snprintf(path, sizeof(path), "%s/admin.token", dir);
+	snprintf(path, sizeof(path), "%s/admin.token", S.dir);
 	KC_CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
-	KC_CHECK_INT(strlen(token), 64);
-	KC_CHECK(first_start_line && strstr(first_start_line, "admin token: created, in ") &&
-		 strstr(first_start_line, "(mode 0600)"));
-	KC_CHECK(first_start_line && !strstr(first_start_line, token));
-	snprintf(path, sizeof(path), "%s/kvmcloud.db", dir);
+	KC_CHECK_INT(strlen(S.token), 64);
+	KC_CHECK(S.start_output && strstr(S.start_output, "admin token: created, in ") &&
+		 strstr(S.start_output, "(mode 0600)"));
+	KC_CHECK(S.start_output && !strstr(S.start_output, S.token));
+	snprintf(path, sizeof(path), "%s/kvmcloud.db", S.dir);
 	KC_CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
-	KC_CHECK(stat(dir, &st) == 0);
+	KC_CHECK(stat(S.dir, &st) == 0);
 }
 
 KC_TEST(openapi_is_the_only_public_route)
 {
-	struct reply r = call_json("GET", "/api/v1/openapi.json", NULL, NULL);
+	struct srvtest_reply r = call_json("GET", "/api/v1/openapi.json", NULL, NULL);
 	KC_CHECK_INT(r.status, 200);
 	KC_CHECK(json_object_get(r.json, "openapi") != NULL);
 	KC_CHECK(json_object_get(r.json, "paths") != NULL);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 	r = call_json("GET", "/api/v1/hosts", NULL, NULL);
 	KC_CHECK_INT(r.status, 401);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 }
 
 KC_TEST(missing_or_wrong_token_is_401_and_changes_nothing)
@@ -147,37 +87,37 @@ KC_TEST(missing_or_wrong_token_is_401_and_changes_nothing)
 		"{\"name\":\"kcsrv-auth\",\"memory_mib\":64,\"image\":\"kctest\"}";
 	char wrong[128];
 
-	snprintf(wrong, sizeof(wrong), "%s", token);
+	snprintf(wrong, sizeof(wrong), "%s", S.token);
 	wrong[0] = wrong[0] == 'a' ? 'b' : 'a';
 
-	struct reply r = call_json("POST", "/api/v1/vms", NULL, body);
+	struct srvtest_reply r = call_json("POST", "/api/v1/vms", NULL, body);
 	KC_CHECK_INT(r.status, 401);
-	KC_CHECK_STREQ(err_code(&r), "unauthorized");
-	reply_clear(&r);
+	KC_CHECK_STREQ(srvtest_err_code(&r), "unauthorized");
+	srvtest_reply_clear(&r);
 	r = call_json("POST", "/api/v1/vms", wrong, body);
 	KC_CHECK_INT(r.status, 401);
-	KC_CHECK_STREQ(err_code(&r), "unauthorized");
-	reply_clear(&r);
+	KC_CHECK_STREQ(srvtest_err_code(&r), "unauthorized");
+	srvtest_reply_clear(&r);
 	r = call_json("POST", "/api/v1/vms", "short", body);
 	KC_CHECK_INT(r.status, 401);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 	r = call_json("DELETE", "/api/v1/vms/kcsrv-auth", wrong, NULL);
 	KC_CHECK_INT(r.status, 401);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 	/* Unknown routes do not tell an anonymous client what exists. */
 	r = call_json("GET", "/api/v1/nothing", NULL, NULL);
 	KC_CHECK_INT(r.status, 401);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 	KC_CHECK_INT(db_vm_count(), 0);
 
-	r = call_json("GET", "/api/v1/vms/kcsrv-auth", token, NULL);
+	r = call_json("GET", "/api/v1/vms/kcsrv-auth", S.token, NULL);
 	KC_CHECK_INT(r.status, 404);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 }
 
 KC_TEST(valid_token_lists_hosts)
 {
-	struct reply r = call_json("GET", "/api/v1/hosts", token, NULL);
+	struct srvtest_reply r = call_json("GET", "/api/v1/hosts", S.token, NULL);
 	KC_CHECK_INT(r.status, 200);
 	json_t *hosts = json_object_get(r.json, "hosts");
 	KC_CHECK_INT(json_array_size(hosts), 1);
@@ -185,28 +125,28 @@ KC_TEST(valid_token_lists_hosts)
 	KC_CHECK(json_is_string(json_object_get(h, "accel")));
 	KC_CHECK(json_is_object(json_object_get(h, "facts")));
 	KC_CHECK(json_is_object(json_object_get(h, "check")));
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 }
 
 KC_TEST(malformed_json_is_400)
 {
-	struct reply r = call_json("POST", "/api/v1/vms", token, "{\"name\": ");
+	struct srvtest_reply r = call_json("POST", "/api/v1/vms", S.token, "{\"name\": ");
 	KC_CHECK_INT(r.status, 400);
-	KC_CHECK_STREQ(err_code(&r), "invalid_argument");
+	KC_CHECK_STREQ(srvtest_err_code(&r), "invalid_argument");
 	const char *msg =
 		json_string_value(json_object_get(json_object_get(r.json, "error"), "message"));
 	KC_CHECK(msg && strncmp(msg, "malformed JSON: ", 16) == 0);
-	reply_clear(&r);
-	r = call_json("POST", "/api/v1/vms", token, "[1,2]");
+	srvtest_reply_clear(&r);
+	r = call_json("POST", "/api/v1/vms", S.token, "[1,2]");
 	KC_CHECK_INT(r.status, 400);
-	reply_clear(&r);
-	r = call_json("POST", "/api/v1/vms", token,
+	srvtest_reply_clear(&r);
+	r = call_json("POST", "/api/v1/vms", S.token,
 		      "{\"name\":\"kcsrv-x\",\"memroy_mib\":64,\"image\":\"kctest\"}");
 	KC_CHECK_INT(r.status, 400);
-	reply_clear(&r);
-	r = call_json("POST", "/api/v1/vms/kcsrv-x/shutdown", token, "{\"timeout_s\":");
+	srvtest_reply_clear(&r);
+	r = call_json("POST", "/api/v1/vms/kcsrv-x/shutdown", S.token, "{\"timeout_s\":");
 	KC_CHECK_INT(r.status, 400);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 	KC_CHECK_INT(db_vm_count(), 0);
 }
 
@@ -219,16 +159,16 @@ KC_TEST(body_over_1MiB_is_413)
 	memset(big, ' ', len);
 	big[0] = '{';
 	big[len - 1] = '}';
-	struct reply r = call("POST", "/api/v1/vms", token, big, len);
+	struct srvtest_reply r = call("POST", "/api/v1/vms", S.token, big, len);
 	KC_CHECK_INT(r.status, 413);
-	KC_CHECK_STREQ(err_code(&r), "too_large");
-	reply_clear(&r);
+	KC_CHECK_STREQ(srvtest_err_code(&r), "too_large");
+	srvtest_reply_clear(&r);
 	/* Exactly at the limit is fine (and then just a bad request). */
 	len = 1024 * 1024;
 	big[len - 1] = '}';
-	r = call("POST", "/api/v1/vms", token, big, len);
+	r = call("POST", "/api/v1/vms", S.token, big, len);
 	KC_CHECK_INT(r.status, 400);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 	free(big);
 	KC_CHECK_INT(db_vm_count(), 0);
 }
@@ -246,11 +186,11 @@ KC_TEST(bad_names_are_400_and_create_nothing)
 	};
 	for (size_t i = 0; i < KC_ARRAY_SIZE(paths); i++) {
 		const char *method = strstr(paths[i], "/start") ? "POST" : "GET";
-		struct reply r = call_json(method, paths[i], token, NULL);
+		struct srvtest_reply r = call_json(method, paths[i], S.token, NULL);
 		if (!KC_CHECK_INT(r.status, 400))
 			kc_test_diag("path %s", paths[i]);
-		KC_CHECK_STREQ(err_code(&r), "invalid_argument");
-		reply_clear(&r);
+		KC_CHECK_STREQ(srvtest_err_code(&r), "invalid_argument");
+		srvtest_reply_clear(&r);
 	}
 	static const char *const bodies[] = {
 		"{\"name\":\"../etc\",\"memory_mib\":64,\"image\":\"kctest\"}",
@@ -259,35 +199,35 @@ KC_TEST(bad_names_are_400_and_create_nothing)
 		"{\"name\":\"\",\"memory_mib\":64,\"image\":\"kctest\"}",
 	};
 	for (size_t i = 0; i < KC_ARRAY_SIZE(bodies); i++) {
-		struct reply r = call_json("POST", "/api/v1/vms", token, bodies[i]);
+		struct srvtest_reply r = call_json("POST", "/api/v1/vms", S.token, bodies[i]);
 		if (!KC_CHECK_INT(r.status, 400))
 			kc_test_diag("body %s", bodies[i]);
-		reply_clear(&r);
+		srvtest_reply_clear(&r);
 	}
 	KC_CHECK_INT(db_vm_count(), 0);
 }
 
 KC_TEST(unknown_route_404_wrong_method_405)
 {
-	struct reply r = call_json("GET", "/api/v1/nothing", token, NULL);
+	struct srvtest_reply r = call_json("GET", "/api/v1/nothing", S.token, NULL);
 	KC_CHECK_INT(r.status, 404);
-	KC_CHECK_STREQ(err_code(&r), "not_found");
-	reply_clear(&r);
-	r = call_json("PUT", "/api/v1/vms", token, "{}");
+	KC_CHECK_STREQ(srvtest_err_code(&r), "not_found");
+	srvtest_reply_clear(&r);
+	r = call_json("PUT", "/api/v1/vms", S.token, "{}");
 	KC_CHECK_INT(r.status, 405);
 	KC_CHECK(r.json != NULL);
-	reply_clear(&r);
-	r = call_json("GET", "/api/v1/vms/kcsrv-x/start", token, NULL);
+	srvtest_reply_clear(&r);
+	r = call_json("GET", "/api/v1/vms/kcsrv-x/start", S.token, NULL);
 	KC_CHECK_INT(r.status, 405);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 }
 
 KC_TEST(console_without_upgrade_is_a_json_error)
 {
-	struct reply r = call_json("GET", "/api/v1/vms/kcsrv-x/console", token, NULL);
+	struct srvtest_reply r = call_json("GET", "/api/v1/vms/kcsrv-x/console", S.token, NULL);
 	KC_CHECK_INT(r.status, 400);
 	KC_CHECK(r.json != NULL);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 }
 
 KC_TEST(actions_on_a_vm_being_created_are_409)
@@ -303,32 +243,32 @@ KC_TEST(actions_on_a_vm_being_created_are_409)
 	json_t *req = json_pack("{s:s}", "image", "kctest");
 
 	/* A create in flight: the record exists, the domain not yet. */
-	if (!KC_CHECK(kc_db_vm_insert(srv->db,
-					 &(struct kc_db_vm){.name = "kcsrv-creating",
-							    .host = srv->host_name,
-							    .state = "creating",
-							    .owner = KC_DB_ADMIN_USER,
-							    .request = req},
-					 false, &err) == 0)) {
+	if (!KC_CHECK(kc_db_vm_insert(S.srv->db,
+				      &(struct kc_db_vm){.name = "kcsrv-creating",
+							 .host = S.srv->host_name,
+							 .state = "creating",
+							 .owner = KC_DB_ADMIN_USER,
+							 .request = req},
+				      false, &err) == 0)) {
 		json_decref(req);
 		return;
 	}
 	json_decref(req);
 	for (size_t i = 0; i < KC_ARRAY_SIZE(acts); i++) {
-		struct reply r = call_json(acts[i][0], acts[i][1], token, NULL);
+		struct srvtest_reply r = call_json(acts[i][0], acts[i][1], S.token, NULL);
 		if (!KC_CHECK_INT(r.status, 409))
 			kc_test_diag("%s %s", acts[i][0], acts[i][1]);
 		const char *msg = json_string_value(
 			json_object_get(json_object_get(r.json, "error"), "message"));
 		KC_CHECK(msg && strstr(msg, "is being created"));
-		reply_clear(&r);
+		srvtest_reply_clear(&r);
 	}
 	KC_CHECK_INT(db_vm_count(), 1);
-	struct reply r = call_json("GET", "/api/v1/vms/kcsrv-creating", token, NULL);
+	struct srvtest_reply r = call_json("GET", "/api/v1/vms/kcsrv-creating", S.token, NULL);
 	KC_CHECK_INT(r.status, 200);
 	KC_CHECK_STREQ(json_string_value(json_object_get(r.json, "state")), "creating");
-	reply_clear(&r);
-	KC_CHECK(kc_db_vm_delete(srv->db, "kcsrv-creating", &err) == 0);
+	srvtest_reply_clear(&r);
+	KC_CHECK(kc_db_vm_delete(S.srv->db, "kcsrv-creating", &err) == 0);
 }
 
 /* Stands for a DELETE (or anything else) that removed the record while the
@@ -352,23 +292,23 @@ KC_TEST(create_whose_record_vanished_is_rolled_back)
 				   "\"kctest\",\"start\":false}";
 	struct kc_db_ops ops;
 
-	if (!KC_CHECK(srvtest_write_fake_image(dir)))
+	if (!KC_CHECK(srvtest_write_fake_image(S.dir)))
 		return;
-	real_ops = srv->db->ops;
+	real_ops = S.srv->db->ops;
 	ops = *real_ops;
 	ops.exec = exec_after_record_gone;
-	srv->db->ops = &ops;
+	S.srv->db->ops = &ops;
 	/* The server's warnings go to stderr: keep them to look at. */
 	char logpath[256];
-	snprintf(logpath, sizeof(logpath), "%s/stderr.txt", dir);
+	snprintf(logpath, sizeof(logpath), "%s/stderr.txt", S.dir);
 	fflush(stderr);
 	int saved = dup(STDERR_FILENO);
 	int logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (!KC_CHECK(saved >= 0 && logfd >= 0 && dup2(logfd, STDERR_FILENO) >= 0))
 		return;
 	close(logfd);
-	struct reply r = call_json("POST", "/api/v1/vms", token, body);
-	srv->db->ops = real_ops;
+	struct srvtest_reply r = call_json("POST", "/api/v1/vms", S.token, body);
+	S.srv->db->ops = real_ops;
 	fflush(stderr);
 	dup2(saved, STDERR_FILENO);
 	close(saved);
@@ -376,9 +316,9 @@ KC_TEST(create_whose_record_vanished_is_rolled_back)
 	KC_CHECK_INT(r.status, 409);
 	if (r.status != 409)
 		kc_test_diag("body: %s", r.body ? r.body : "(none)");
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 	KC_CHECK_INT(db_vm_count(), 0);
-	r = call_json("GET", "/api/v1/vms/kcsrv-vanish", token, NULL);
+	r = call_json("GET", "/api/v1/vms/kcsrv-vanish", S.token, NULL);
 	if (r.status != 404) {
 		/* libvirt's test driver refuses the undefine flags the agent
 		 * uses (NVRAM, checkpoints); then the rollback must at least
@@ -394,75 +334,20 @@ KC_TEST(create_whose_record_vanished_is_rolled_back)
 		kc_test_diag("domain left on the test driver (undefine flags unsupported): %s",
 			     log);
 	}
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 }
 
 KC_TEST(restart_keeps_the_token)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *out = open_memstream(&buf, &len);
-
-	kc_server_free(srv);
-	srv = NULL;
-	if (!KC_CHECK(start_server(out))) {
-		fclose(out);
-		free(buf);
+	srvtest_stop(&S);
+	if (!KC_CHECK(srvtest_start(&S)))
 		return;
-	}
-	fclose(out);
-	KC_CHECK(buf && strstr(buf, "admin token: in ") != NULL);
-	KC_CHECK(buf && strstr(buf, token) == NULL);
-	free(buf);
-	struct reply r = call_json("GET", "/api/v1/vms", token, NULL);
+	KC_CHECK(S.start_output && strstr(S.start_output, "admin token: in ") != NULL);
+	KC_CHECK(S.start_output && strstr(S.start_output, S.token) == NULL);
+	struct srvtest_reply r = call_json("GET", "/api/v1/vms", S.token, NULL);
 	KC_CHECK_INT(r.status, 200);
 	KC_CHECK(json_is_array(json_object_get(r.json, "vms")));
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 }
 
-int main(void)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	const char *uri = getenv("KC_TEST_LIBVIRT_URI");
-	int port = srvtest_free_port();
-
-	if (!mkdtemp(dir) || port < 0) {
-		perror("setup");
-		return 1;
-	}
-	ulfius_global_init();
-	snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
-	static char listen[64];
-	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
-	snprintf(uri_override, sizeof(uri_override), "libvirt.uri=%s",
-		 uri ? uri : "test:///default");
-	overrides[0] = uri_override;
-	overrides[1] = "accel=tcg";
-	opts = (struct kc_server_opts){.data_dir = dir,
-				       .listen = listen,
-				       .overrides = overrides,
-				       .n_overrides = 2,
-				       .log_requests = false};
-
-	/* Not a terminal: the server names the token file, never the token. */
-	FILE *out = open_memstream(&buf, &len);
-	if (start_server(out)) {
-		char path[256];
-		snprintf(path, sizeof(path), "%s/admin.token", dir);
-		FILE *f = fopen(path, "r");
-		if (f && fscanf(f, "%127s", token) != 1)
-			token[0] = '\0';
-		if (f)
-			fclose(f);
-	}
-	fclose(out);
-	first_start_line = buf;
-
-	kc_test_run_registered();
-	free(first_start_line);
-	kc_server_free(srv);
-	ulfius_global_close();
-	srvtest_rm_rf(dir);
-	return kc_test_finish();
-}
+SRVTEST_MAIN(S, "api", SRVTEST_EMBEDDED)

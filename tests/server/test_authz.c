@@ -19,86 +19,18 @@
 #include "server.h"
 #include "srvtest.h"
 
-static char dir[] = "/tmp/kcsrv-test-authz-XXXXXX";
-static char base[64];
-static char admin[128], tok_a[128], tok_b[128];
-static struct kc_server *srv;
+static struct srvtest S; /* S.token: the admin's */
+static char tok_a[128], tok_b[128];
 
-struct reply {
-	long status;
-	json_t *json;
-};
-
-static void reply_clear(struct reply *r)
+static struct srvtest_reply call(const char *method, const char *path, const char *tok,
+				 const char *body)
 {
-	json_decref(r->json);
-	memset(r, 0, sizeof(*r));
+	return srvtest_call(&S, method, path, tok, body);
 }
 
-static struct reply call(const char *method, const char *path, const char *tok, const char *body)
+static size_t list_count_at(const char *path, const char *tok, const char *name)
 {
-	struct _u_request req;
-	struct _u_response resp;
-	struct reply r = {0};
-	char url[1024], auth[256];
-
-	ulfius_init_request(&req);
-	ulfius_init_response(&resp);
-	snprintf(url, sizeof(url), "%s%s", base, path);
-	req.http_verb = strdup(method);
-	req.http_url = strdup(url);
-	if (tok) {
-		snprintf(auth, sizeof(auth), "Bearer %s", tok);
-		u_map_put(req.map_header, "Authorization", auth);
-	}
-	if (body) {
-		u_map_put(req.map_header, "Content-Type", "application/json");
-		ulfius_set_binary_body_request(&req, body, strlen(body));
-	}
-	if (ulfius_send_http_request(&req, &resp) == U_OK) {
-		r.status = resp.status;
-		r.json = json_loadb(resp.binary_body ? resp.binary_body : "",
-				    resp.binary_body_length, 0, NULL);
-	}
-	ulfius_clean_request(&req);
-	ulfius_clean_response(&resp);
-	return r;
-}
-
-static const char *err_code(const struct reply *r)
-{
-	return json_string_value(json_object_get(json_object_get(r->json, "error"), "code"));
-}
-
-static const char *err_msg(const struct reply *r)
-{
-	return json_string_value(json_object_get(json_object_get(r->json, "error"), "message"));
-}
-
-/* Makes a user and a token for them (as admin); the token goes to out. */
-static bool make_user(const char *name, const char *password, char *out)
-{
-	char body[256], path[128];
-
-	snprintf(body, sizeof(body), "{\"name\":\"%s\",\"role\":\"user\"%s%s%s}", name,
-		 password ? ",\"password\":\"" : "", password ? password : "",
-		 password ? "\"" : "");
-	struct reply r = call("POST", "/api/v1/users", admin, body);
-	bool ok = r.status == 201;
-	reply_clear(&r);
-	snprintf(path, sizeof(path), "/api/v1/users/%s/tokens", name);
-	r = call("POST", path, admin, "{\"name\":\"t1\"}");
-	const char *t = json_string_value(json_object_get(r.json, "token"));
-	ok = ok && r.status == 201 && t && strlen(t) == 64;
-	if (t)
-		snprintf(out, 128, "%s", t);
-	reply_clear(&r);
-	return ok;
-}
-
-static size_t list_count(const char *tok, const char *name)
-{
-	struct reply r = call("GET", "/api/v1/vms", tok, NULL);
+	struct srvtest_reply r = call("GET", path, tok, NULL);
 	size_t i, n = 0;
 	json_t *v;
 
@@ -109,27 +41,32 @@ static size_t list_count(const char *tok, const char *name)
 	}
 	if (r.status != 200)
 		n = (size_t)-1;
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 	return n;
+}
+
+static size_t list_count(const char *tok, const char *name)
+{
+	return list_count_at("/api/v1/vms", tok, name);
 }
 
 KC_TEST(admin_makes_two_users_with_tokens)
 {
-	KC_CHECK(make_user("alice", "alice-secret-1", tok_a));
-	KC_CHECK(make_user("bob", NULL, tok_b));
-	struct reply r = call("GET", "/api/v1/users", admin, NULL);
+	KC_CHECK(srvtest_make_user(&S, "alice", "alice-secret-1", tok_a));
+	KC_CHECK(srvtest_make_user(&S, "bob", NULL, tok_b));
+	struct srvtest_reply r = call("GET", "/api/v1/users", S.token, NULL);
 	KC_CHECK_INT(r.status, 200);
 	KC_CHECK_INT(json_array_size(json_object_get(r.json, "users")), 3);
 	/* The password hash never leaves the server. */
 	json_t *u = json_array_get(json_object_get(r.json, "users"), 1);
 	KC_CHECK(u && !json_object_get(u, "password_hash"));
-	reply_clear(&r);
-	r = call("POST", "/api/v1/users", admin, "{\"name\":\"alice\"}");
+	srvtest_reply_clear(&r);
+	r = call("POST", "/api/v1/users", S.token, "{\"name\":\"alice\"}");
 	KC_CHECK_INT(r.status, 409);
-	reply_clear(&r);
-	r = call("POST", "/api/v1/users", admin, "{\"name\":\"carol\",\"password\":\"short\"}");
+	srvtest_reply_clear(&r);
+	r = call("POST", "/api/v1/users", S.token, "{\"name\":\"carol\",\"password\":\"short\"}");
 	KC_CHECK_INT(r.status, 400);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 }
 
 KC_TEST(users_cannot_manage_users_hosts_or_audit)
@@ -139,37 +76,38 @@ KC_TEST(users_cannot_manage_users_hosts_or_audit)
 		{"DELETE", "/api/v1/users/alice"}, {"PUT", "/api/v1/users/bob/quota"},
 		{"GET", "/api/v1/hosts"},	   {"POST", "/api/v1/zones"},
 		{"GET", "/api/v1/audit"},	   {"GET", "/metrics"},
-		{"POST", "/api/v1/users/alice/tokens"},
+		{"POST", "/api/v1/users/alice/tokens"}, {"POST", "/api/v1/hosts/h1/join-token"},
 	};
 	for (size_t i = 0; i < KC_ARRAY_SIZE(denied); i++) {
-		struct reply r = call(denied[i][0], denied[i][1], tok_b, "{\"name\":\"x\"}");
+		struct srvtest_reply r =
+			call(denied[i][0], denied[i][1], tok_b, "{\"name\":\"x\"}");
 		KC_CHECK_INT(r.status, 403);
 		if (r.status != 403)
 			kc_test_diag("%s %s", denied[i][0], denied[i][1]);
-		KC_CHECK_STREQ(err_code(&r), "forbidden");
-		reply_clear(&r);
+		KC_CHECK_STREQ(srvtest_err_code(&r), "forbidden");
+		srvtest_reply_clear(&r);
 	}
 	/* ...but may see themselves. */
-	struct reply r = call("GET", "/api/v1/users/bob", tok_b, NULL);
+	struct srvtest_reply r = call("GET", "/api/v1/users/bob", tok_b, NULL);
 	KC_CHECK_INT(r.status, 200);
 	KC_CHECK(json_is_object(json_object_get(r.json, "usage")));
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 }
 
 KC_TEST(a_users_vm_is_invisible_to_another_user)
 {
 	static const char body[] = "{\"name\":\"kcauthz-a1\",\"memory_mib\":64,\"image\":"
 				   "\"kctest\",\"start\":false}";
-	if (!KC_CHECK(srvtest_write_fake_image(dir)))
+	if (!KC_CHECK(srvtest_write_fake_image(S.dir)))
 		return;
-	struct reply r = call("POST", "/api/v1/vms", tok_a, body);
+	struct srvtest_reply r = call("POST", "/api/v1/vms", tok_a, body);
 	KC_CHECK_INT(r.status, 201);
 	if (r.status != 201)
-		kc_test_diag("create: %s", err_msg(&r));
-	reply_clear(&r);
+		kc_test_diag("create: %s", srvtest_err_msg(&r));
+	srvtest_reply_clear(&r);
 	json_t *row = NULL;
 	struct kc_error err = {0};
-	if (KC_CHECK(kc_db_vm_get(srv->db, "kcauthz-a1", &row, &err) == 0))
+	if (KC_CHECK(kc_db_vm_get(S.srv->db, "kcauthz-a1", &row, &err) == 0))
 		KC_CHECK_STREQ(json_string_value(json_object_get(row, "owner")), "alice");
 	json_decref(row);
 
@@ -177,67 +115,79 @@ KC_TEST(a_users_vm_is_invisible_to_another_user)
 	/* Only their own: not the test driver's own "test" domain either. */
 	KC_CHECK_INT(list_count(tok_a, NULL), 1);
 	KC_CHECK_INT(list_count(tok_b, NULL), 0);
-	KC_CHECK(list_count(admin, NULL) >= 2);
+	/* The admin's list is the records; the live one adds the domains
+	 * without a record ("test"), for admins only. */
+	KC_CHECK_INT(list_count(S.token, "test"), 0);
+	KC_CHECK_INT(list_count(S.token, "kcauthz-a1"), 1);
+	KC_CHECK(list_count_at("/api/v1/vms?live=true", S.token, NULL) >= 2);
+	KC_CHECK_INT(list_count_at("/api/v1/vms?live=true", tok_a, NULL), 1);
+	KC_CHECK_INT(list_count_at("/api/v1/vms?live=true", tok_b, NULL), 0);
 
 	static const char *const acts[][2] = {
-		{"GET", "/api/v1/vms/kcauthz-a1"},	     {"POST", "/api/v1/vms/kcauthz-a1/start"},
-		{"DELETE", "/api/v1/vms/kcauthz-a1"},      {"GET", "/api/v1/vms/kcauthz-a1/log"},
-		{"POST", "/api/v1/vms/kcauthz-a1/destroy"}, {"GET", "/api/v1/vms/test"},
+		{"GET", "/api/v1/vms/kcauthz-a1"},
+		{"POST", "/api/v1/vms/kcauthz-a1/start"},
+		{"DELETE", "/api/v1/vms/kcauthz-a1"},
+		{"GET", "/api/v1/vms/kcauthz-a1/log"},
+		{"POST", "/api/v1/vms/kcauthz-a1/destroy"},
+		{"GET", "/api/v1/vms/test"},
 	};
 	for (size_t i = 0; i < KC_ARRAY_SIZE(acts); i++) {
 		r = call(acts[i][0], acts[i][1], tok_b, NULL);
 		KC_CHECK_INT(r.status, 404);
-		KC_CHECK_STREQ(err_code(&r), "not_found");
-		reply_clear(&r);
+		KC_CHECK_STREQ(srvtest_err_code(&r), "not_found");
+		srvtest_reply_clear(&r);
 	}
 	r = call("GET", "/api/v1/vms/kcauthz-a1", tok_a, NULL);
 	KC_CHECK_INT(r.status, 200);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 	/* Still there after bob's attempts. */
-	KC_CHECK_INT(list_count(admin, "kcauthz-a1"), 1);
+	KC_CHECK_INT(list_count(S.token, "kcauthz-a1"), 1);
 	/* Only admins name the host. */
 	r = call("POST", "/api/v1/vms", tok_b,
 		 "{\"name\":\"kcauthz-h\",\"memory_mib\":64,\"image\":\"kctest\",\"host\":\"x\"}");
 	KC_CHECK_INT(r.status, 403);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 }
 
 KC_TEST(quota_overrun_is_a_clear_403_and_creates_nothing)
 {
-	struct reply r = call("PUT", "/api/v1/users/bob/quota", admin, "{\"max_vms\":1}");
+	struct srvtest_reply r = call("PUT", "/api/v1/users/bob/quota", S.token, "{\"max_vms\":1}");
 	KC_CHECK_INT(r.status, 200);
 	KC_CHECK_INT(json_integer_value(json_object_get(r.json, "max_vms")), 1);
-	reply_clear(&r);
-	r = call("POST", "/api/v1/vms", tok_b,
-		 "{\"name\":\"kcauthz-b1\",\"memory_mib\":64,\"image\":\"kctest\",\"start\":false}");
+	srvtest_reply_clear(&r);
+	r = call(
+		"POST", "/api/v1/vms", tok_b,
+		"{\"name\":\"kcauthz-b1\",\"memory_mib\":64,\"image\":\"kctest\",\"start\":false}");
 	KC_CHECK_INT(r.status, 201);
-	reply_clear(&r);
-	r = call("POST", "/api/v1/vms", tok_b,
-		 "{\"name\":\"kcauthz-b2\",\"memory_mib\":64,\"image\":\"kctest\",\"start\":false}");
+	srvtest_reply_clear(&r);
+	r = call(
+		"POST", "/api/v1/vms", tok_b,
+		"{\"name\":\"kcauthz-b2\",\"memory_mib\":64,\"image\":\"kctest\",\"start\":false}");
 	KC_CHECK_INT(r.status, 403);
-	const char *m = err_msg(&r);
+	const char *m = srvtest_err_msg(&r);
 	KC_CHECK(m && strstr(m, "quota exceeded") && strstr(m, "1 VMs"));
 	if (m)
 		kc_test_diag("%s", m);
-	reply_clear(&r);
-	KC_CHECK_INT(list_count(admin, "kcauthz-b2"), 0);
-	r = call("GET", "/api/v1/vms/kcauthz-b2", admin, NULL);
+	srvtest_reply_clear(&r);
+	KC_CHECK_INT(list_count(S.token, "kcauthz-b2"), 0);
+	r = call("GET", "/api/v1/vms/kcauthz-b2", S.token, NULL);
 	KC_CHECK_INT(r.status, 404);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 	/* Memory too, named. */
-	r = call("PUT", "/api/v1/users/alice/quota", admin, "{\"max_memory_mib\":100}");
+	r = call("PUT", "/api/v1/users/alice/quota", S.token, "{\"max_memory_mib\":100}");
 	KC_CHECK_INT(r.status, 200);
-	reply_clear(&r);
-	r = call("POST", "/api/v1/vms", tok_a,
-		 "{\"name\":\"kcauthz-a2\",\"memory_mib\":64,\"image\":\"kctest\",\"start\":false}");
+	srvtest_reply_clear(&r);
+	r = call(
+		"POST", "/api/v1/vms", tok_a,
+		"{\"name\":\"kcauthz-a2\",\"memory_mib\":64,\"image\":\"kctest\",\"start\":false}");
 	KC_CHECK_INT(r.status, 403);
-	KC_CHECK(err_msg(&r) && strstr(err_msg(&r), "MiB of memory"));
-	reply_clear(&r);
+	KC_CHECK(srvtest_err_msg(&r) && strstr(srvtest_err_msg(&r), "MiB of memory"));
+	srvtest_reply_clear(&r);
 }
 
 KC_TEST(audit_records_changes_with_their_users)
 {
-	struct reply r = call("GET", "/api/v1/audit?user=bob&limit=1000", admin, NULL);
+	struct srvtest_reply r = call("GET", "/api/v1/audit?user=bob&limit=1000", S.token, NULL);
 	size_t i;
 	json_t *e;
 	bool saw_ok = false, saw_quota = false, saw_denied = false;
@@ -266,42 +216,42 @@ KC_TEST(audit_records_changes_with_their_users)
 	KC_CHECK(saw_ok);
 	KC_CHECK(saw_quota);
 	KC_CHECK(saw_denied);
-	reply_clear(&r);
-	r = call("GET", "/api/v1/audit?limit=1001", admin, NULL);
+	srvtest_reply_clear(&r);
+	r = call("GET", "/api/v1/audit?limit=1001", S.token, NULL);
 	KC_CHECK_INT(r.status, 400);
-	reply_clear(&r);
-	r = call("GET", "/api/v1/audit?since=yesterday", admin, NULL);
+	srvtest_reply_clear(&r);
+	r = call("GET", "/api/v1/audit?since=yesterday", S.token, NULL);
 	KC_CHECK_INT(r.status, 400);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 }
 
 KC_TEST(a_revoked_token_stops_working)
 {
-	struct reply r = call("GET", "/api/v1/tokens", tok_b, NULL);
+	struct srvtest_reply r = call("GET", "/api/v1/tokens", tok_b, NULL);
 	KC_CHECK_INT(r.status, 200);
 	KC_CHECK_STREQ(json_string_value(json_object_get(r.json, "user")), "bob");
 	json_t *t = json_array_get(json_object_get(r.json, "tokens"), 0);
 	KC_CHECK(t && !json_object_get(t, "hash"));
 	long long id = json_integer_value(json_object_get(t, "id"));
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 	char path[64];
 	snprintf(path, sizeof(path), "/api/v1/tokens/%lld", id);
 	/* Alice cannot revoke bob's token: it is not hers. */
 	r = call("DELETE", path, tok_a, NULL);
 	KC_CHECK_INT(r.status, 404);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 	r = call("DELETE", path, tok_b, NULL);
 	KC_CHECK_INT(r.status, 200);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 	r = call("GET", "/api/v1/vms", tok_b, NULL);
 	KC_CHECK_INT(r.status, 401);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 }
 
 KC_TEST(password_sessions)
 {
-	struct reply r = call("POST", "/api/v1/sessions", NULL,
-			      "{\"user\":\"alice\",\"password\":\"alice-secret-1\"}");
+	struct srvtest_reply r = call("POST", "/api/v1/sessions", NULL,
+				      "{\"user\":\"alice\",\"password\":\"alice-secret-1\"}");
 	KC_CHECK_INT(r.status, 201);
 	const char *t = json_string_value(json_object_get(r.json, "token"));
 	KC_CHECK(t && strlen(t) == 64);
@@ -309,7 +259,7 @@ KC_TEST(password_sessions)
 	char session[128] = "";
 	if (t)
 		snprintf(session, sizeof(session), "%s", t);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 	KC_CHECK_INT(list_count(session, "kcauthz-a1"), 1);
 
 	static const char *const bad[] = {
@@ -321,80 +271,32 @@ KC_TEST(password_sessions)
 	for (size_t i = 0; i < KC_ARRAY_SIZE(bad); i++) {
 		r = call("POST", "/api/v1/sessions", NULL, bad[i]);
 		KC_CHECK_INT(r.status, 401);
-		KC_CHECK_STREQ(err_msg(&r), "wrong user name or password");
-		reply_clear(&r);
+		KC_CHECK_STREQ(srvtest_err_msg(&r), "wrong user name or password");
+		srvtest_reply_clear(&r);
 	}
 	/* The failed login is in the log under the claimed name. */
-	r = call("GET", "/api/v1/audit?user=alice", admin, NULL);
+	r = call("GET", "/api/v1/audit?user=alice", S.token, NULL);
 	json_t *first = json_array_get(json_object_get(r.json, "entries"), 0);
 	KC_CHECK_STREQ(json_string_value(json_object_get(first, "action")),
 		       "POST /api/v1/sessions");
 	KC_CHECK_STREQ(json_string_value(json_object_get(first, "result")), "error");
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 }
 
 KC_TEST(deleting_users)
 {
 	/* Bob still owns a VM. */
-	struct reply r = call("DELETE", "/api/v1/users/bob", admin, NULL);
+	struct srvtest_reply r = call("DELETE", "/api/v1/users/bob", S.token, NULL);
 	KC_CHECK_INT(r.status, 409);
-	reply_clear(&r);
-	r = call("DELETE", "/api/v1/users/admin", admin, NULL);
+	srvtest_reply_clear(&r);
+	r = call("DELETE", "/api/v1/users/admin", S.token, NULL);
 	KC_CHECK_INT(r.status, 403);
-	reply_clear(&r);
-	r = call("POST", "/api/v1/users", admin, "{\"name\":\"dave\"}");
-	reply_clear(&r);
-	r = call("DELETE", "/api/v1/users/dave", admin, NULL);
+	srvtest_reply_clear(&r);
+	r = call("POST", "/api/v1/users", S.token, "{\"name\":\"dave\"}");
+	srvtest_reply_clear(&r);
+	r = call("DELETE", "/api/v1/users/dave", S.token, NULL);
 	KC_CHECK_INT(r.status, 200);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 }
 
-int main(void)
-{
-	const char *uri = getenv("KC_TEST_LIBVIRT_URI");
-	int port = srvtest_free_port();
-	static char listen[64], uri_override[256];
-	static const char *overrides[3];
-	struct kc_error err = {0};
-
-	if (!mkdtemp(dir) || port < 0) {
-		perror("setup");
-		return 1;
-	}
-	ulfius_global_init();
-	snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
-	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
-	snprintf(uri_override, sizeof(uri_override), "libvirt.uri=%s",
-		 uri ? uri : "test:///default");
-	overrides[0] = uri_override;
-	overrides[1] = "accel=tcg";
-	struct kc_server_opts opts = {.data_dir = dir,
-				      .listen = listen,
-				      .overrides = overrides,
-				      .n_overrides = 2};
-	FILE *out = fopen("/dev/null", "we");
-	opts.out = out;
-	if (kc_server_open(&opts, &srv, &err) < 0 || kc_server_start(srv, &opts, &err) < 0) {
-		kc_test_diag("server start failed: %s", err.message);
-		kc_server_free(srv);
-		srv = NULL;
-	} else {
-		char path[256];
-		snprintf(path, sizeof(path), "%s/admin.token", dir);
-		FILE *f = fopen(path, "re");
-		if (f && fscanf(f, "%127s", admin) != 1)
-			admin[0] = '\0';
-		if (f)
-			fclose(f);
-	}
-	if (out)
-		fclose(out);
-	if (srv)
-		kc_test_run_registered();
-	else
-		KC_CHECK(srv);
-	kc_server_free(srv);
-	ulfius_global_close();
-	srvtest_rm_rf(dir);
-	return kc_test_finish();
-}
+SRVTEST_MAIN(S, "authz", SRVTEST_EMBEDDED)

@@ -18,6 +18,7 @@
 #include "auth.h"
 #include "cleanup.h"
 #include "db.h"
+#include "db_groups.h"
 #include "json_util.h"
 #include "kctest.h"
 #include "srvtest.h"
@@ -1040,6 +1041,65 @@ static void pg_broken_connection_is_replaced(void)
 	kc_db_close(db);
 }
 
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int sleep_3s(struct kc_db *tx, void *opaque, struct kc_error *err)
+{
+	attempts++;
+	return kc_db_query_int(tx, "SELECT COUNT(*) FROM (SELECT pg_sleep(3)) AS s", NULL, 0,
+			       &(int64_t){0}, err);
+}
+
+static void pg_statement_timeout_cancels_a_stuck_query(void)
+{
+	_cleanup_free_ char *spec = fresh_spec();
+	_cleanup_json_ json_t *rows = NULL;
+	struct kc_error err = {0};
+	struct kc_db *db = NULL;
+
+	if (!KC_CHECK(spec) || !KC_CHECK(kc_db_pg_open(spec, -1, 1, &db, &err) == 0))
+		return;
+	/* Every pooled connection has the default limit. */
+	KC_CHECK(kc_db_query(db, "SHOW statement_timeout", NULL, 0, &rows, &err) == 0);
+	KC_CHECK_STREQ(str(json_array_get(rows, 0), "statement_timeout"), "30s");
+	int pid = pg_backend_pid(db);
+
+	KC_CHECK(kc_db_pg_set_statement_timeout(db, 500, &err) == 0);
+	double t0 = mono_s();
+	KC_CHECK(kc_db_query_int(db, "SELECT COUNT(*) FROM (SELECT pg_sleep(3)) AS s", NULL, 0,
+				 &(int64_t){0}, &err) < 0);
+	double took = mono_s() - t0;
+	KC_CHECK_INT(err.code, KC_ERR_TIMEOUT);
+	if (!KC_CHECK(strstr(err.message, "statement timeout of 500 ms") &&
+		      strstr(err.message, "SQLSTATE 57014")))
+		kc_test_diag("%s", err.message);
+	if (!KC_CHECK(took >= 0.4 && took < 2.5))
+		kc_test_diag("the cancelled statement took %.2f s", took);
+	/* The connection outlives the cancellation. */
+	KC_CHECK_INT(count(db, "SELECT 7"), 7);
+	KC_CHECK_INT(pg_backend_pid(db), pid);
+
+	/* In a transaction: a timeout is not "busy", so it is not run again. */
+	attempts = 0;
+	kc_error_clear(&err);
+	KC_CHECK(kc_db_tx(db, sleep_3s, NULL, &err) < 0);
+	KC_CHECK_INT(err.code, KC_ERR_TIMEOUT);
+	KC_CHECK_INT(attempts, 1);
+	KC_CHECK(kc_db_zone_create(db, "zt", &err) == 0);
+
+	/* Not a PostgreSQL handle. */
+	struct kc_db other = {0};
+	kc_error_clear(&err);
+	KC_CHECK(kc_db_pg_set_statement_timeout(&other, 1, &err) < 0);
+	KC_CHECK_INT(err.code, KC_ERR_INVALID);
+	kc_db_close(db);
+}
+
 static void pg_unreachable_server_fails_clearly(void)
 {
 	struct kc_error err = {0};
@@ -1050,6 +1110,107 @@ static void pg_unreachable_server_fails_clearly(void)
 	KC_CHECK_INT(err.code, KC_ERR_UNAVAILABLE);
 	KC_CHECK(strstr(err.message, "PostgreSQL") != NULL);
 	KC_CHECK(strstr(err.message, "secretpw") == NULL);
+}
+
+static void vm_groups(void)
+{
+	struct kc_db *db = fresh_db();
+	struct kc_error err = {0};
+	_cleanup_json_ json_t *all = NULL, *mine = NULL, *g = NULL;
+
+	if (!db)
+		return;
+	add_host(db, "h1");
+	KC_CHECK(kc_db_user_create(db, "gu", "user", NULL, NULL, &err) == 0);
+	KC_CHECK(kc_db_exec(db,
+			    "INSERT INTO vm_groups (name, policy, owner, created_at) VALUES "
+			    "('g-web', 'anti-affinity', 'gu', 'x'), ('g-db', 'affinity', $1, 'x')",
+			    KC_DB_PARAMS(KC_DB_TEXT(KC_DB_ADMIN_USER)), NULL, &err) == 0);
+	KC_CHECK(add_vm(db, "gvm-1", "gu", 1, 64, false, &err) == 0);
+	KC_CHECK(add_vm(db, "gvm-2", "gu", 1, 64, false, &err) == 0);
+	KC_CHECK(kc_db_exec(db, "UPDATE vms SET vm_group = 'g-web'", NULL, 0, NULL, &err) == 0);
+
+	KC_CHECK(kc_db_group_list(db, NULL, &all, &err) == 0);
+	KC_CHECK_INT(json_array_size(all), 2);
+	KC_CHECK_STREQ(str(json_array_get(all, 0), "name"), "g-db");
+	KC_CHECK_INT(json_integer_value(json_object_get(json_array_get(all, 0), "member_count")),
+		     0);
+	KC_CHECK_INT(json_integer_value(json_object_get(json_array_get(all, 1), "member_count")),
+		     2);
+	KC_CHECK(kc_db_group_list(db, "gu", &mine, &err) == 0);
+	KC_CHECK_INT(json_array_size(mine), 1);
+	KC_CHECK_STREQ(str(json_array_get(mine, 0), "owner"), "gu");
+
+	KC_CHECK(kc_db_group_get(db, "g-web", &g, &err) == 0);
+	KC_CHECK_STREQ(str(g, "policy"), "anti-affinity");
+	json_t *members = json_object_get(g, "members");
+	KC_CHECK_INT(json_array_size(members), 2);
+	KC_CHECK_STREQ(str(json_array_get(members, 1), "name"), "gvm-2");
+	KC_CHECK_STREQ(str(json_array_get(members, 1), "host"), "h1");
+
+	/* Not while it has members; then gone. */
+	KC_CHECK(kc_db_group_delete(db, "g-web", &err) < 0);
+	KC_CHECK_INT(err.code, KC_ERR_CONFLICT);
+	KC_CHECK(strstr(err.message, "still has 2 VMs") != NULL);
+	kc_error_clear(&err);
+	KC_CHECK(kc_db_vm_delete(db, "gvm-1", &err) == 0 &&
+		 kc_db_vm_delete(db, "gvm-2", &err) == 0);
+	KC_CHECK(kc_db_group_delete(db, "g-web", &err) == 0);
+	KC_CHECK(kc_db_group_delete(db, "g-web", &err) < 0);
+	KC_CHECK_INT(err.code, KC_ERR_NOT_FOUND);
+	kc_error_clear(&err);
+	KC_CHECK(kc_db_group_get(db, "g-web", &(json_t *){NULL}, &err) < 0);
+	KC_CHECK_INT(err.code, KC_ERR_NOT_FOUND);
+	KC_CHECK_INT(count(db, "SELECT COUNT(*) FROM vm_groups"), 1);
+	kc_db_close(db);
+}
+
+static void join_token_reissue(void)
+{
+	struct kc_db *db = fresh_db();
+	struct kc_error err = {0};
+	char old[65], new1[65], new2[65], future[21];
+	_cleanup_free_ char *host = NULL, *revoked = NULL;
+	bool is_revoked = false;
+
+	if (!db)
+		return;
+	memset(old, 'a', 64), memset(new1, 'b', 64), memset(new2, 'c', 64);
+	old[64] = new1[64] = new2[64] = '\0';
+	kc_db_time_from_now(3600, future);
+	KC_CHECK(kc_db_host_add(db, "hj", NULL, NULL, &err) == 0);
+	KC_CHECK(kc_db_join_token_create(db, old, "hj", future, &err) == 0);
+	KC_CHECK(kc_db_join_token_reissue(db, "hj", new1, future, &revoked, &err) == 0);
+	KC_CHECK(revoked == NULL);
+	/* The old token is gone, the new one works once. */
+	KC_CHECK(kc_db_join_token_use(db, old, &host, &err) < 0);
+	KC_CHECK_INT(err.code, KC_ERR_UNAUTHORIZED);
+	kc_error_clear(&err);
+	KC_CHECK(kc_db_join_token_use(db, new1, &host, &err) == 0);
+	KC_CHECK_STREQ(host, "hj");
+	/* Joined (a certificate) but never connected: still Pending; a new
+	 * token revokes that certificate. */
+	KC_CHECK(kc_db_host_set_cert(db, "hj", "5E41A1", &err) == 0);
+	KC_CHECK(kc_db_join_token_reissue(db, "hj", new2, future, &revoked, &err) == 0);
+	KC_CHECK_STREQ(revoked, "5E41A1");
+	KC_CHECK(kc_db_cert_is_revoked(db, "5E41A1", &is_revoked, &err) == 0 && is_revoked);
+	KC_CHECK_INT(count(db, "SELECT COUNT(*) FROM hosts WHERE name = 'hj' AND "
+			       "cert_serial IS NULL"),
+		     1);
+	/* A host that has connected keeps its certificate. */
+	free(steal_ptr(&revoked));
+	KC_CHECK(kc_db_host_set_state(db, "hj", "Up", &err) == 0);
+	KC_CHECK(kc_db_join_token_reissue(db, "hj", old, future, &revoked, &err) < 0);
+	KC_CHECK_INT(err.code, KC_ERR_CONFLICT);
+	KC_CHECK(strstr(err.message, "is Up, not Pending") != NULL);
+	kc_error_clear(&err);
+	KC_CHECK(kc_db_join_token_reissue(db, "nohost", old, future, &revoked, &err) < 0);
+	KC_CHECK_INT(err.code, KC_ERR_NOT_FOUND);
+	/* The refused calls changed nothing: the last token still works. */
+	free(steal_ptr(&host));
+	kc_error_clear(&err);
+	KC_CHECK(kc_db_join_token_use(db, new2, &host, &err) == 0);
+	kc_db_close(db);
 }
 
 static const struct db_case {
@@ -1069,10 +1230,14 @@ static const struct db_case {
 	{"audit_log", audit_log, false},
 	{"jobs_and_idempotency", jobs_and_idempotency, false},
 	{"inventory", inventory, false},
+	{"vm_groups", vm_groups, false},
+	{"join_token_reissue", join_token_reissue, false},
 	{"transactions", transactions, false},
 	{"concurrent_writers", concurrent_writers, false},
 	{"simultaneous_starts_migrate_once", simultaneous_starts_migrate_once, false},
 	{"broken_connection_is_replaced", pg_broken_connection_is_replaced, true},
+	{"statement_timeout_cancels_a_stuck_query", pg_statement_timeout_cancels_a_stuck_query,
+	 true},
 };
 
 /* ---- SQLite only ---- */

@@ -22,10 +22,7 @@
 #include "server.h"
 #include "srvtest.h"
 
-static char dir[] = "/tmp/kcmet-test-metrics-XXXXXX";
-static char base[64];
-static char token[128];
-static struct kc_server *srv;
+static struct srvtest S;
 static const char *uri;
 
 /* ---- the exposition format checker ---- */
@@ -296,44 +293,9 @@ static double series_value(const char *text, const char *series)
 
 /* ---- HTTP ---- */
 
-struct reply {
-	long status;
-	char *body;
-	char *content_type;
-};
-
-static void reply_clear(struct reply *r)
+static struct srvtest_reply get(const char *path, const char *tok)
 {
-	free(r->body);
-	free(r->content_type);
-	memset(r, 0, sizeof(*r));
-}
-
-static struct reply get(const char *path, const char *tok)
-{
-	struct _u_request req;
-	struct _u_response resp;
-	struct reply r = {0};
-	char url[256], auth[256];
-
-	ulfius_init_request(&req);
-	ulfius_init_response(&resp);
-	snprintf(url, sizeof(url), "%s%s", base, path);
-	req.http_verb = strdup("GET");
-	req.http_url = strdup(url);
-	if (tok) {
-		snprintf(auth, sizeof(auth), "Bearer %s", tok);
-		u_map_put(req.map_header, "Authorization", auth);
-	}
-	if (ulfius_send_http_request(&req, &resp) == U_OK) {
-		r.status = resp.status;
-		r.body = strndup(resp.binary_body ? resp.binary_body : "", resp.binary_body_length);
-		const char *ct = u_map_get_case(resp.map_header, "Content-Type");
-		r.content_type = ct ? strdup(ct) : NULL;
-	}
-	ulfius_clean_request(&req);
-	ulfius_clean_response(&resp);
-	return r;
+	return srvtest_call(&S, "GET", path, tok, NULL);
 }
 
 /* ---- tests ---- */
@@ -422,20 +384,20 @@ KC_TEST(checker_accepts_valid_and_rejects_invalid_bodies)
 
 KC_TEST(metrics_needs_the_token)
 {
-	struct reply r = get("/metrics", NULL);
+	struct srvtest_reply r = get("/metrics", NULL);
 	KC_CHECK_INT(r.status, 401);
 	KC_CHECK(r.body && !strstr(r.body, "kvmcloud_"));
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 	r = get("/metrics", "0000000000000000000000000000000000000000000000000000000000000000");
 	KC_CHECK_INT(r.status, 401);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 }
 
 KC_TEST(metrics_is_valid_exposition_format_with_the_expected_series)
 {
-	struct reply r = get("/metrics", token);
+	struct srvtest_reply r = get("/metrics", S.token);
 	char series[512];
-	const char *host = srv->host_name;
+	const char *host = S.srv->host_name;
 
 	KC_CHECK_INT(r.status, 200);
 	KC_CHECK_STREQ(r.content_type, "text/plain; version=0.0.4; charset=utf-8");
@@ -474,18 +436,18 @@ KC_TEST(metrics_is_valid_exposition_format_with_the_expected_series)
 		snprintf(series, sizeof(series), "# TYPE %s ", fam);
 		KC_CHECK(strstr(r.body, series) != NULL);
 	}
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 
 	/* Counters move: the scrape above is counted in the next one. */
-	r = get("/metrics", token);
+	r = get("/metrics", S.token);
 	double before = series_value(r.body, "kvmcloud_server_requests_total{method=\"GET\","
 					     "code=\"200\"}");
-	reply_clear(&r);
-	r = get("/metrics", token);
+	srvtest_reply_clear(&r);
+	r = get("/metrics", S.token);
 	double after = series_value(r.body, "kvmcloud_server_requests_total{method=\"GET\","
 					    "code=\"200\"}");
 	KC_CHECK(before >= 1 && after == before + 1);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 }
 
 /* A domain whose name holds a quote and a backslash (libvirt allows both;
@@ -501,16 +463,16 @@ KC_TEST(awkward_domain_names_are_escaped)
 			virConnectClose(c);
 		return;
 	}
-	struct reply r = get("/metrics", token);
+	struct srvtest_reply r = get("/metrics", S.token);
 	char series[512], *why = NULL;
 	snprintf(series, sizeof(series),
 		 "kvmcloud_vm_state{host=\"%s\",vm=\"kcmet\\\"q\\\\b\",state=\"shutoff\"}",
-		 srv->host_name);
+		 S.srv->host_name);
 	KC_CHECK(r.body && series_value(r.body, series) == 1);
 	if (!KC_CHECK(r.body && expo_check(r.body, &why)))
 		kc_test_diag("%s", why);
 	free(why);
-	reply_clear(&r);
+	srvtest_reply_clear(&r);
 	virDomainUndefine(d);
 	virDomainFree(d);
 	virConnectClose(c);
@@ -522,56 +484,19 @@ static void quiet(void *opaque, virErrorPtr e)
 
 int main(void)
 {
-	struct kc_error err = {0};
-	static char listen[64], uri_override[256];
-	static const char *overrides[2];
-	int port = srvtest_free_port();
-
 	uri = getenv("KC_TEST_LIBVIRT_URI");
 	if (!uri)
 		uri = "test:///default";
-	if (!mkdtemp(dir) || port < 0) {
-		perror("setup");
-		return 1;
-	}
 	virSetErrorFunc(NULL, quiet);
-	ulfius_global_init();
-	snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
-	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
-	snprintf(uri_override, sizeof(uri_override), "libvirt.uri=%s", uri);
-	overrides[0] = uri_override;
-	overrides[1] = "accel=tcg";
-	char *out_buf = NULL;
-	size_t out_len = 0;
-	FILE *out = open_memstream(&out_buf, &out_len);
-	struct kc_server_opts opts = {.data_dir = dir,
-				      .listen = listen,
-				      .overrides = overrides,
-				      .n_overrides = 2,
-				      .out = out};
-	if (kc_server_open(&opts, &srv, &err) < 0 || kc_server_start(srv, &opts, &err) < 0) {
-		kc_test_diag("server start failed: %s", err.message);
-		kc_server_free(srv);
-		srv = NULL;
-	}
-	fclose(out);
-	free(out_buf);
-	if (srv) {
-		char path[256];
-		snprintf(path, sizeof(path), "%s/admin.token", dir);
-		FILE *f = fopen(path, "r");
-		if (!f || fscanf(f, "%127s", token) != 1)
-			token[0] = '\0';
-		if (f)
-			fclose(f);
+	if (!srvtest_init(&S, "metrics", SRVTEST_EMBEDDED))
+		return 1;
+	if (srvtest_start(&S)) {
 		kc_test_run_registered();
 	} else {
 		kc_test_begin("server starts");
 		KC_CHECK(false);
 		kc_test_end();
 	}
-	kc_server_free(srv);
-	ulfius_global_close();
-	srvtest_rm_rf(dir);
+	srvtest_cleanup(&S);
 	return kc_test_finish();
 }

@@ -331,6 +331,8 @@ static void check_round_trip(const char *text)
 	KC_CHECK(a.start == b.start);
 	KC_CHECK_STREQ(a.hostname, b.hostname);
 	KC_CHECK_STREQ(a.user_data, b.user_data);
+	KC_CHECK_STREQ(a.pool, b.pool);
+	KC_CHECK_INT(a.clone, b.clone);
 	kc_vm_request_clear(&b);
 out_a:
 	kc_vm_request_clear(&a);
@@ -349,6 +351,41 @@ KC_TEST(round_trip)
 		"\"boot\":[\"cdrom\",\"hd\"],\"graphics\":\"vnc\",\"autostart\":true,"
 		"\"start\":false,\"hostname\":\"h1\",\"user_data\":\"#cloud-config\\nx: "
 		"\\\"y\\\"\\n\"}");
+	check_round_trip("{\"name\":\"c\",\"memory_mib\":64,\"image\":\"t\",\"pool\":\"shared\","
+			 "\"clone\":\"full\"}");
+}
+
+KC_TEST(pool_and_clone)
+{
+	struct kc_vm_request r;
+	if (!KC_CHECK(parse("{\"name\":\"c1\",\"memory_mib\":64,\"image\":\"t\"}", &r)))
+		return;
+	KC_CHECK_STREQ(r.pool, "default");
+	KC_CHECK_INT(r.clone, KC_CLONE_LINKED);
+	kc_vm_request_clear(&r);
+	if (!KC_CHECK(parse("{\"name\":\"c2\",\"memory_mib\":64,\"image\":\"t\","
+			    "\"pool\":\"fast-1\",\"clone\":\"full\"}",
+			    &r)))
+		return;
+	KC_CHECK_STREQ(r.pool, "fast-1");
+	KC_CHECK_INT(r.clone, KC_CLONE_FULL);
+	KC_CHECK_STREQ(kc_clone_mode_name(r.clone), "full");
+	kc_vm_request_clear(&r);
+	if (!KC_CHECK(parse("{\"name\":\"c3\",\"memory_mib\":64,\"image\":\"t\","
+			    "\"clone\":\"linked\"}",
+			    &r)))
+		return;
+	KC_CHECK_INT(r.clone, KC_CLONE_LINKED);
+	kc_vm_request_clear(&r);
+	REJECT("{\"name\":\"c\",\"memory_mib\":64,\"image\":\"t\",\"clone\":\"deep\"}",
+	       "linked or full");
+	REJECT("{\"name\":\"c\",\"memory_mib\":64,\"image\":\"t\",\"clone\":1}", "clone");
+	REJECT("{\"name\":\"c\",\"memory_mib\":64,\"iso\":\"i\",\"disk_gib\":1,"
+	       "\"clone\":\"full\"}",
+	       "needs an \"image\"");
+	REJECT("{\"name\":\"c\",\"memory_mib\":64,\"image\":\"t\",\"pool\":\"../etc\"}",
+	       "pool name");
+	REJECT("{\"name\":\"c\",\"memory_mib\":64,\"image\":\"t\",\"pool\":\"\"}", "pool name");
 }
 
 KC_TEST(enum_names)

@@ -1,14 +1,21 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * lnk_fixture.h - a private agent for the link and dispatch tests: data
- * under /tmp/kclnk-<pid>-<tag>, its own storage pool, everything named
- * kclnk-<pid>-*, removed again at the end, pass or fail.
+ * vm_fixture.h - a private agent against the real libvirtd for the agent
+ * tests: data under /tmp/<prefix>, a copy of the kctest image in its
+ * images folder, its own storage pool, every domain and pool named
+ * <prefix>-*, all removed again at the end, pass or fail.  <prefix> is
+ * "<family>-<pid>" or "<family>-<pid>-<tag>".
+ *
+ * Environment: KC_TEST_IMAGE (default
+ * /var/cache/kvmcloud/test-image/kctest.qcow2), KC_TEST_URI (default
+ * qemu:///system).
  */
 #pragma once
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -21,17 +28,18 @@
 #include "cleanup.h"
 #include "config.h"
 
-struct lnk_fixture {
+struct vm_fixture {
 	char dir[256], pool[96], prefix[48];
 	const char *uri;
+	const char *image; /* the original test image */
 	virConnectPtr conn;
 };
 
-static void lnk_quiet(void *opaque, virErrorPtr e)
+static void vm_fixture_quiet(void *opaque, virErrorPtr e)
 {
 }
 
-static int lnk_copy(const char *from, const char *to)
+static int vm_fixture_copy(const char *from, const char *to)
 {
 	_cleanup_close_ int in = open(from, O_RDONLY | O_CLOEXEC);
 	_cleanup_close_ int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -45,20 +53,33 @@ static int lnk_copy(const char *from, const char *to)
 	return n < 0 ? -1 : 0;
 }
 
-/* Returns a reason to skip, or NULL when ready. */
-static const char *lnk_fixture_init(struct lnk_fixture *fx, const char *tag)
+/* Connects, makes <dir>/data/images with the test image in it.  Returns a
+ * reason to skip (static text), or NULL when ready; either way
+ * vm_fixture_cleanup() is to be called. */
+__attribute__((unused)) static const char *vm_fixture_init(struct vm_fixture *fx,
+							   const char *family, const char *tag)
 {
-	const char *img = getenv("KC_TEST_IMAGE");
-	if (!img)
-		img = "/var/cache/kvmcloud/test-image/kctest.qcow2";
+	static char why[512];
+
+	fx->image = getenv("KC_TEST_IMAGE");
+	if (!fx->image)
+		fx->image = "/var/cache/kvmcloud/test-image/kctest.qcow2";
 	fx->uri = getenv("KC_TEST_URI") ? getenv("KC_TEST_URI") : "qemu:///system";
-	virSetErrorFunc(NULL, lnk_quiet);
+	virSetErrorFunc(NULL, vm_fixture_quiet);
 	fx->conn = virConnectOpen(fx->uri);
-	if (!fx->conn)
-		return "libvirtd not reachable";
-	if (access(img, R_OK) != 0)
-		return "no test image (scripts/build-test-image.sh)";
-	snprintf(fx->prefix, sizeof(fx->prefix), "kclnk-%d-%s", (int)getpid(), tag);
+	if (!fx->conn) {
+		snprintf(why, sizeof(why), "libvirtd not reachable at %s", fx->uri);
+		return why;
+	}
+	if (access(fx->image, R_OK) != 0) {
+		snprintf(why, sizeof(why), "no test image %s (scripts/build-test-image.sh)",
+			 fx->image);
+		return why;
+	}
+	if (tag)
+		snprintf(fx->prefix, sizeof(fx->prefix), "%s-%d-%s", family, (int)getpid(), tag);
+	else
+		snprintf(fx->prefix, sizeof(fx->prefix), "%s-%d", family, (int)getpid());
 	snprintf(fx->pool, sizeof(fx->pool), "%s-pool", fx->prefix);
 	snprintf(fx->dir, sizeof(fx->dir), "/tmp/%s", fx->prefix);
 	char path[400];
@@ -69,12 +90,19 @@ static const char *lnk_fixture_init(struct lnk_fixture *fx, const char *tag)
 	snprintf(path, sizeof(path), "%s/data/images", fx->dir);
 	mkdir(path, 0755);
 	snprintf(path, sizeof(path), "%s/data/images/kctest.qcow2", fx->dir);
-	if (lnk_copy(img, path) < 0)
-		return "cannot copy the test image";
+	if (vm_fixture_copy(fx->image, path) < 0) {
+		snprintf(why, sizeof(why), "cannot copy %s", fx->image);
+		return why;
+	}
 	return NULL;
 }
 
-static struct kc_agent *lnk_agent(struct lnk_fixture *fx, struct kc_error *err)
+/* An agent on the fixture's libvirt, data folder and pool, named after the
+ * prefix, with no probe image (so "auto" falls back to TCG without a
+ * boot); `extra` holds more or other settings as key, value pairs,
+ * NULL-terminated (may be NULL). */
+__attribute__((unused)) static struct kc_agent *
+vm_fixture_agent(const struct vm_fixture *fx, const char *const *extra, struct kc_error *err)
 {
 	_cleanup_config_ struct kc_config *cfg = kc_config_new();
 	char data[300];
@@ -84,12 +112,16 @@ static struct kc_agent *lnk_agent(struct lnk_fixture *fx, struct kc_error *err)
 	kc_config_set(cfg, "storage.pool", fx->pool, NULL);
 	kc_config_set(cfg, "probe.image", "/nonexistent/kctest.qcow2", NULL);
 	kc_config_set(cfg, "host.name", fx->prefix, NULL);
+	for (size_t i = 0; extra && extra[i] && extra[i + 1]; i += 2)
+		kc_config_set(cfg, extra[i], extra[i + 1], NULL);
 	struct kc_agent *a = NULL;
 	kc_agent_new(cfg, &a, err);
 	return a;
 }
 
-static void lnk_fixture_cleanup(struct lnk_fixture *fx)
+/* Removes the fixture's domains, pool (with its volumes) and folder, and
+ * closes the connection.  Safe after a failed or skipped init. */
+__attribute__((unused)) static void vm_fixture_cleanup(struct vm_fixture *fx)
 {
 	if (!fx->conn)
 		return;
