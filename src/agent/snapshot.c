@@ -278,6 +278,16 @@ static virDomainSnapshotPtr snap_lookup(virDomainPtr d, const char *name, struct
 	return NULL;
 }
 
+/* The VM's snapshot `name`; *ret_conn and *ret_dom are the caller's to
+ * free, also on failure. */
+static virDomainSnapshotPtr snap_open(struct kc_agent *a, const char *vm, const char *name,
+				      virConnectPtr *ret_conn, virDomainPtr *ret_dom,
+				      struct kc_error *err)
+{
+	*ret_dom = vm_get(a, vm, ret_conn, err);
+	return *ret_dom ? snap_lookup(*ret_dom, name, err) : NULL;
+}
+
 /* The <domainsnapshot> to ask libvirt for: each writable disk snapshotted
  * inside its qcow2 file, read-only ones (CD-ROMs, the seed) and empty
  * drives left out; the memory too when the VM runs.  A writable disk that
@@ -466,10 +476,8 @@ int kc_agent_snapshot_show(struct kc_agent *a, const char *vm, const char *name,
 			   struct kc_error *err)
 {
 	_cleanup_conn_ virConnectPtr conn = NULL;
-	_cleanup_dom_ virDomainPtr d = vm_get(a, vm, &conn, err);
-	if (!d)
-		return -1;
-	_cleanup_snap_ virDomainSnapshotPtr s = snap_lookup(d, name, err);
+	_cleanup_dom_ virDomainPtr d = NULL;
+	_cleanup_snap_ virDomainSnapshotPtr s = snap_open(a, vm, name, &conn, &d, err);
 	if (!s)
 		return -1;
 	json_t *o = snapshot_json(s, true, err);
@@ -483,10 +491,8 @@ int kc_agent_snapshot_revert(struct kc_agent *a, const char *vm, const char *nam
 			     json_t **ret, struct kc_error *err)
 {
 	_cleanup_conn_ virConnectPtr conn = NULL;
-	_cleanup_dom_ virDomainPtr d = vm_get(a, vm, &conn, err);
-	if (!d)
-		return -1;
-	_cleanup_snap_ virDomainSnapshotPtr s = snap_lookup(d, name, err);
+	_cleanup_dom_ virDomainPtr d = NULL;
+	_cleanup_snap_ virDomainSnapshotPtr s = snap_open(a, vm, name, &conn, &d, err);
 	if (!s)
 		return -1;
 	if (virDomainRevertToSnapshot(s, start ? VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING : 0) < 0)
@@ -505,10 +511,8 @@ int kc_agent_snapshot_delete(struct kc_agent *a, const char *vm, const char *nam
 			     bool with_children, unsigned *ret_deleted, struct kc_error *err)
 {
 	_cleanup_conn_ virConnectPtr conn = NULL;
-	_cleanup_dom_ virDomainPtr d = vm_get(a, vm, &conn, err);
-	if (!d)
-		return -1;
-	_cleanup_snap_ virDomainSnapshotPtr s = snap_lookup(d, name, err);
+	_cleanup_dom_ virDomainPtr d = NULL;
+	_cleanup_snap_ virDomainSnapshotPtr s = snap_open(a, vm, name, &conn, &d, err);
 	if (!s)
 		return -1;
 	int below = 0;

@@ -34,6 +34,7 @@
 #include "hostlink.h"
 #include "json_util.h"
 #include "peerlink.h"
+#include "pending.h"
 #include "reconcile.h"
 #include "scheduler.h"
 #include "server.h"
@@ -51,14 +52,6 @@
 /* At most this many server endpoints go to an agent (its own limit). */
 #define AGENT_ENDPOINTS_MAX 16
 
-struct pending {
-	uint64_t id;
-	bool done;
-	json_t *result;
-	struct kc_error err;
-	struct pending *next;
-};
-
 struct conn {
 	struct kc_hostlink base; /* first: a hostlink pointer is a conn pointer */
 	struct kc_agentlink *al;
@@ -69,8 +62,7 @@ struct conn {
 	bool registered; /* the host's current connection */
 	bool welcomed;	 /* welcome sent: other messages may follow */
 	bool closed;
-	uint64_t next_id;
-	struct pending *pending;
+	struct kc_pending_list pending;
 	char peer[64]; /* client address, for logs */
 	struct conn *next;
 };
@@ -130,7 +122,7 @@ static int conn_call(struct kc_hostlink *link, const char *op, const json_t *arg
 {
 	struct conn *c = (struct conn *)link;
 	struct kc_agentlink *al = c->al;
-	struct pending p = {0};
+	struct kc_pending p = {0};
 	struct kc_error e = {0};
 	unsigned timeout_s = kc_hostlink_timeout_s(op, args);
 
@@ -140,9 +132,7 @@ static int conn_call(struct kc_hostlink *link, const char *op, const json_t *arg
 		return kc_error_set(err, KC_ERR_UNAVAILABLE, "host \"%s\" is not connected",
 				    c->host);
 	}
-	p.id = ++c->next_id;
-	p.next = c->pending;
-	c->pending = &p;
+	kc_pending_add(&c->pending, &p);
 	pthread_mutex_unlock(&al->lock);
 
 	_cleanup_json_ json_t *empty = json_object();
@@ -161,12 +151,7 @@ static int conn_call(struct kc_hostlink *link, const char *op, const json_t *arg
 			if (pthread_cond_timedwait(&al->cond, &al->lock, &dl) == ETIMEDOUT)
 				break;
 	}
-	for (struct pending **pp = &c->pending; *pp; pp = &(*pp)->next) {
-		if (*pp == &p) {
-			*pp = p.next;
-			break;
-		}
-	}
+	kc_pending_remove(&c->pending, &p);
 	bool closed = c->closed;
 	pthread_mutex_unlock(&al->lock);
 
@@ -179,14 +164,8 @@ static int conn_call(struct kc_hostlink *link, const char *op, const json_t *arg
 		return kc_error_set(err, KC_ERR_UNAVAILABLE, "host \"%s\": link lost: %s", c->host,
 				    e.message);
 	}
-	if (p.done) {
-		if (p.result) {
-			*ret_result = p.result;
-			return 0;
-		}
-		*err = p.err;
-		return -1;
-	}
+	if (p.done)
+		return kc_pending_outcome(&p, ret_result, err);
 	if (closed)
 		return kc_error_set(err, KC_ERR_UNAVAILABLE,
 				    "host \"%s\": connection lost during %s", c->host, op);
@@ -483,35 +462,17 @@ static int handle_response(struct conn *c, const json_t *msg, struct kc_error *e
 	static const char *const keys[] = {"v", "type", "id", "result", "error", NULL};
 	struct kc_agentlink *al = c->al;
 	uint64_t id = 0;
-	json_t *result = json_object_get(msg, "result");
-	json_t *error = json_object_get(msg, "error");
+	json_t *result = NULL;
 	struct kc_error e = {0};
 
 	if (check_v1(msg, keys, "response", err) < 0 ||
-	    kc_json_get_uint(msg, "id", true, 1, UINT64_MAX, &id, err) < 0)
+	    kc_pending_parse_response(msg, &id, &result, &e, err) < 0)
 		return -1;
-	if (!result == !error)
-		return kc_error_set(err, KC_ERR_INVALID,
-				    "response: exactly one of \"result\" and \"error\"");
-	if (error) {
-		const char *code = json_string_value(json_object_get(error, "code"));
-		const char *message = json_string_value(json_object_get(error, "message"));
-		if (!json_is_object(error) || !code || !message)
-			return kc_error_set(err, KC_ERR_INVALID,
-					    "response: \"error\" must be {code, message}");
-		kc_error_set(&e, kc_errcode_from_name(code), "%s", message);
-	}
 
 	pthread_mutex_lock(&al->lock);
-	struct pending *p = c->pending;
-	while (p && p->id != id)
-		p = p->next;
-	if (p && !p->done) {
-		p->done = true;
-		p->result = json_incref(result);
-		p->err = e;
+	struct kc_pending *p = kc_pending_find(&c->pending, id);
+	if (kc_pending_complete(p, result, &e))
 		pthread_cond_broadcast(&al->cond);
-	}
 	pthread_mutex_unlock(&al->lock);
 	if (!p)
 		fprintf(stderr,

@@ -32,6 +32,7 @@
 #include "ha.h"
 #include "hostlink.h"
 #include "json_util.h"
+#include "pending.h"
 #include "server.h"
 #include "tlslink.h"
 #include "validate.h"
@@ -89,14 +90,6 @@ static int check_heartbeat(const json_t *msg, struct kc_error *err)
 
 enum peer_state { PEER_CONNECTING, PEER_LIVE, PEER_CLOSED };
 
-struct pending {
-	uint64_t id;
-	bool done;
-	json_t *result;
-	struct kc_error err;
-	struct pending *next;
-};
-
 struct peer {
 	struct kc_peerlink *pl;
 	char *endpoint;
@@ -105,8 +98,7 @@ struct peer {
 	struct kc_error conn_err; /* why connecting failed */
 	struct kc_tls_link *tls;
 	unsigned hb; /* the receiver's heartbeat interval (peer-welcome) */
-	uint64_t next_id;
-	struct pending *pending;
+	struct kc_pending_list pending;
 	struct peer *next;
 };
 
@@ -280,35 +272,16 @@ static int handle_response(struct peer *p, const json_t *msg, struct kc_error *e
 {
 	static const char *const keys[] = {"v", "type", "id", "result", "error", NULL};
 	struct kc_peerlink *pl = p->pl;
-	json_t *result = json_object_get(msg, "result");
-	json_t *error = json_object_get(msg, "error");
+	json_t *result = NULL;
 	struct kc_error e = {0};
 	uint64_t id = 0;
 
 	if (check_v1(msg, keys, "response", err) < 0 ||
-	    kc_json_get_uint(msg, "id", true, 1, UINT64_MAX, &id, err) < 0)
+	    kc_pending_parse_response(msg, &id, &result, &e, err) < 0)
 		return -1;
-	if (!result == !error)
-		return kc_error_set(err, KC_ERR_INVALID,
-				    "response: exactly one of \"result\" and \"error\"");
-	if (error) {
-		const char *code = json_string_value(json_object_get(error, "code"));
-		const char *message = json_string_value(json_object_get(error, "message"));
-		if (!json_is_object(error) || !code || !message)
-			return kc_error_set(err, KC_ERR_INVALID,
-					    "response: \"error\" must be {code, message}");
-		kc_error_set(&e, kc_errcode_from_name(code), "%s", message);
-	}
 	pthread_mutex_lock(&pl->lock);
-	struct pending *q = p->pending;
-	while (q && q->id != id)
-		q = q->next;
-	if (q && !q->done) {
-		q->done = true;
-		q->result = json_incref(result);
-		q->err = e;
+	if (kc_pending_complete(kc_pending_find(&p->pending, id), result, &e))
 		pthread_cond_broadcast(&pl->cond);
-	}
 	pthread_mutex_unlock(&pl->lock);
 	return 0;
 }
@@ -381,7 +354,7 @@ static int peer_call(struct kc_hostlink *link, const char *op, const json_t *arg
 	struct peer_link *l = (struct peer_link *)link;
 	struct peer *p = l->p;
 	struct kc_peerlink *pl = p->pl;
-	struct pending q = {0};
+	struct kc_pending q = {0};
 	struct kc_error e = {0};
 	unsigned timeout_s = kc_hostlink_timeout_s(op, args) + FORWARD_SLACK_S;
 
@@ -392,9 +365,7 @@ static int peer_call(struct kc_hostlink *link, const char *op, const json_t *arg
 				    "host \"%s\": the link to server %s is closed", l->host,
 				    p->endpoint);
 	}
-	q.id = ++p->next_id;
-	q.next = p->pending;
-	p->pending = &q;
+	kc_pending_add(&p->pending, &q);
 	pthread_mutex_unlock(&pl->lock);
 
 	_cleanup_json_ json_t *empty = json_object();
@@ -413,12 +384,7 @@ static int peer_call(struct kc_hostlink *link, const char *op, const json_t *arg
 			if (pthread_cond_timedwait(&pl->cond, &pl->lock, &dl) == ETIMEDOUT)
 				break;
 	}
-	for (struct pending **pp = &p->pending; *pp; pp = &(*pp)->next) {
-		if (*pp == &q) {
-			*pp = q.next;
-			break;
-		}
-	}
+	kc_pending_remove(&p->pending, &q);
 	bool closed = p->state != PEER_LIVE;
 	pthread_mutex_unlock(&pl->lock);
 
@@ -433,14 +399,8 @@ static int peer_call(struct kc_hostlink *link, const char *op, const json_t *arg
 				    "host \"%s\": link to server %s lost: %s", l->host, p->endpoint,
 				    e.message);
 	}
-	if (q.done) {
-		if (q.result) {
-			*ret_result = q.result;
-			return 0;
-		}
-		*err = q.err;
-		return -1;
-	}
+	if (q.done)
+		return kc_pending_outcome(&q, ret_result, err);
 	if (closed)
 		return kc_error_set(err, KC_ERR_UNAVAILABLE,
 				    "host \"%s\": link to server %s lost during %s", l->host,

@@ -25,6 +25,7 @@
 #include "kc-config.h"
 #include "link.h"
 #include "vm_fixture.h"
+#include "link_fixture.h"
 #include "pki.h"
 #include "tap.h"
 #include "tlslink.h"
@@ -32,173 +33,30 @@
 #define WAIT_MS 15000
 
 static struct vm_fixture fx;
-static char pki[256];
-static struct kc_tls_creds *server_creds;
-static int listen_fd = -1;
 static char vm[128];
-
-/* What the agent logged. */
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static char log_lines[512][256];
-static size_t n_log;
 
 /* What the fake server saw besides the messages a step waited for. */
 static int heartbeats, bad_heartbeats;
 static json_t *events;
 
-static void on_log(const char *line, void *opaque)
+/* wait_for_seen: counts heartbeats and keeps events. */
+static void count_message(json_t *m)
 {
-	pthread_mutex_lock(&log_lock);
-	if (n_log < KC_ARRAY_SIZE(log_lines))
-		snprintf(log_lines[n_log++], sizeof(log_lines[0]), "%s", line);
-	pthread_mutex_unlock(&log_lock);
-	printf("# agent: %s\n", line);
-	fflush(stdout);
-}
-
-static size_t log_count(const char *needle)
-{
-	size_t n = 0;
-	pthread_mutex_lock(&log_lock);
-	for (size_t i = 0; i < n_log; i++)
-		n += strstr(log_lines[i], needle) != NULL;
-	pthread_mutex_unlock(&log_lock);
-	return n;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static char *path(const char *name)
-{
-	static char bufs[8][400];
-	static int i;
-	char *b = bufs[i++ % 8];
-	snprintf(b, sizeof(bufs[0]), "%s/%s", pki, name);
-	return b;
-}
-
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(p);
-}
-
-static bool make_pki(struct kc_error *err)
-{
-	snprintf(pki, sizeof(pki), "/tmp/%s-pki-XXXXXX", fx.prefix);
-	if (!mkdtemp(pki))
-		return false;
-	const char *dns[] = {"localhost", NULL};
-	const char *ips[] = {"127.0.0.1", NULL};
-	_cleanup_free_ char *csr = NULL, *pem = NULL, *serial = NULL;
-	if (kc_pki_ca_create(pki, "kclnk CA", err) < 0 ||
-	    kc_pki_server_cert_create(pki, "kclnk-server", dns, ips, err) < 0 ||
-	    kc_pki_key_and_csr(path("agent.key"), "ignored", &csr, err) < 0 ||
-	    kc_pki_sign_csr(pki, csr, fx.prefix, 30, &pem, &serial, err) < 0)
-		return false;
-	FILE *f = fopen(path("agent.crt"), "we");
-	if (!f)
-		return false;
-	fputs(pem, f);
-	fclose(f);
-	return kc_tls_creds_load(path("ca.crt"), path("server.crt"), path("server.key"),
-				 &server_creds, err) == 0;
-}
-
-static int make_listener(void)
-{
-	listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sa);
-	if (listen_fd < 0 || bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(listen_fd, 8) < 0 || getsockname(listen_fd, (struct sockaddr *)&sa, &len) < 0)
-		return -1;
-	return ntohs(sa.sin_port);
+	const char *t = json_string_value(json_object_get(m, "type"));
+	if (t && strcmp(t, "heartbeat") == 0) {
+		if (json_integer_value(json_object_get(m, "v")) == 1 &&
+		    json_is_integer(json_object_get(m, "time")) && json_object_size(m) == 3)
+			heartbeats++;
+		else
+			bad_heartbeats++;
+	} else if (t && strcmp(t, "event") == 0) {
+		json_array_append(events, m);
+	}
 }
 
 static bool revoke_all(const char *serial, void *opaque)
 {
 	return true;
-}
-
-/* Accepts the agent's next connection; NULL on timeout or refusal (err
- * says which). */
-static struct kc_tls_link *accept_agent(kc_tls_revoked_fn revoked, struct kc_error *err)
-{
-	struct pollfd pfd = {.fd = listen_fd, .events = POLLIN};
-	if (poll(&pfd, 1, WAIT_MS) != 1) {
-		kc_error_set(err, KC_ERR_TIMEOUT, "the agent did not connect");
-		return NULL;
-	}
-	int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	if (fd < 0) {
-		kc_error_set(err, KC_ERR_INTERNAL, "accept failed");
-		return NULL;
-	}
-	struct kc_tls_link *l = NULL;
-	if (kc_tls_accept(server_creds, fd, 5000, revoked, NULL, &l, err) < 0) {
-		close(fd);
-		return NULL;
-	}
-	return l;
-}
-
-static int send_msg(struct kc_tls_link *l, const char *fmt, ...)
-{
-	char buf[2048];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	_cleanup_json_ json_t *m = json_loads(buf, 0, NULL);
-	struct kc_error err = {0};
-	if (!m) {
-		printf("# bad test message %s\n", buf);
-		return -1;
-	}
-	return kc_tls_send_json(l, m, &err);
-}
-
-/* Receives until a message of `type` (and `id`, if >= 0) arrives,
- * counting heartbeats and keeping events on the way and sending our own
- * heartbeat each second.  NULL on timeout or a broken link (err). */
-static json_t *wait_for(struct kc_tls_link *l, const char *type, json_int_t id, int timeout_ms,
-			struct kc_error *err)
-{
-	double end = now_s() + timeout_ms / 1000.0;
-	while (now_s() < end) {
-		json_t *m = NULL;
-		struct kc_error e = {0};
-		if (kc_tls_recv_json(l, 1000, &m, &e) < 0) {
-			if (e.code != KC_ERR_TIMEOUT) {
-				*err = e;
-				return NULL;
-			}
-			send_msg(l, "{\"v\":1,\"type\":\"heartbeat\",\"time\":%lld}",
-				 (long long)time(NULL));
-			continue;
-		}
-		const char *t = json_string_value(json_object_get(m, "type"));
-		if (t && strcmp(t, "heartbeat") == 0) {
-			if (json_integer_value(json_object_get(m, "v")) == 1 &&
-			    json_is_integer(json_object_get(m, "time")) && json_object_size(m) == 3)
-				heartbeats++;
-			else
-				bad_heartbeats++;
-		} else if (t && strcmp(t, "event") == 0) {
-			json_array_append(events, m);
-		}
-		if (t && strcmp(t, type) == 0 &&
-		    (id < 0 || json_integer_value(json_object_get(m, "id")) == id))
-			return m;
-		json_decref(m);
-	}
-	kc_error_set(err, KC_ERR_TIMEOUT, "no %s within %d ms", type, timeout_ms);
-	return NULL;
 }
 
 static bool has_event(const char *event, const char *vm_name, const char *state)
@@ -227,16 +85,11 @@ static bool wait_event(struct kc_tls_link *l, const char *event, const char *vm_
 	return has_event(event, vm_name, state);
 }
 
-static const char *error_code(const json_t *resp)
-{
-	return json_string_value(json_object_get(json_object_get(resp, "error"), "code"));
-}
-
 /* Accepts, checks the hello, sends the welcome. */
 static struct kc_tls_link *session(const char *what, bool check_hello)
 {
 	struct kc_error err = {0};
-	struct kc_tls_link *l = accept_agent(NULL, &err);
+	struct kc_tls_link *l = accept_agent(NULL, WAIT_MS, &err);
 	_cleanup_json_ json_t *hello = l ? wait_for(l, "hello", -1, WAIT_MS, &err) : NULL;
 	ok(hello != NULL, "%s: the agent connects and says hello %s", what, err.message);
 	if (!hello) {
@@ -463,7 +316,7 @@ static void test_link(struct kc_agent *a, int port)
 	/* Revoked: refused twice, retried each time. */
 	for (int i = 0; i < 2; i++) {
 		kc_error_clear(&err);
-		struct kc_tls_link *r = accept_agent(revoke_all, &err);
+		struct kc_tls_link *r = accept_agent(revoke_all, WAIT_MS, &err);
 		ok(!r && err.code == KC_ERR_FORBIDDEN, "revoked certificate refused (%s)",
 		   err.message);
 		kc_tls_close(r);
@@ -497,8 +350,9 @@ int main(void)
 	}
 	snprintf(vm, sizeof(vm), "%s-vm1", fx.prefix);
 	events = json_array();
+	wait_for_seen = count_message;
 	struct kc_error err = {0};
-	bool pki_ok = make_pki(&err);
+	bool pki_ok = make_pki(fx.prefix, "kclnk", &err);
 	ok(pki_ok, "CA, server and agent certificates %s", err.message);
 	int port = make_listener();
 	ok(port > 0, "fake server listens on 127.0.0.1:%d", port);
@@ -506,11 +360,7 @@ int main(void)
 	ok(a != NULL, "agent starts %s", err.message);
 	if (a)
 		test_link(a, port);
-	kc_tls_creds_free(server_creds);
-	if (listen_fd >= 0)
-		close(listen_fd);
-	if (pki[0])
-		nftw(pki, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	link_fixture_cleanup();
 	json_decref(events);
 	vm_fixture_cleanup(&fx);
 	return tap_done();

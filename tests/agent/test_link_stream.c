@@ -32,92 +32,13 @@
 #include "tap.h"
 #include "tlslink.h"
 #include "vm_fixture.h"
+#include "link_fixture.h"
 
 #define WAIT_MS 15000
 #define TOKEN	"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
 static struct vm_fixture fx;
-static char pki[256], conf[300], vm[128];
-static struct kc_tls_creds *server_creds;
-static int listen_fd = -1;
-
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static char log_lines[512][512];
-static size_t n_log;
-
-static void on_log(const char *line, void *opaque)
-{
-	pthread_mutex_lock(&log_lock);
-	if (n_log < KC_ARRAY_SIZE(log_lines))
-		snprintf(log_lines[n_log++], sizeof(log_lines[0]), "%s", line);
-	pthread_mutex_unlock(&log_lock);
-	printf("# agent: %s\n", line);
-	fflush(stdout);
-}
-
-static size_t log_count(const char *needle)
-{
-	size_t n = 0;
-	pthread_mutex_lock(&log_lock);
-	for (size_t i = 0; i < n_log; i++)
-		n += strstr(log_lines[i], needle) != NULL;
-	pthread_mutex_unlock(&log_lock);
-	return n;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static char *path(const char *name)
-{
-	static char bufs[8][400];
-	static int i;
-	char *b = bufs[i++ % 8];
-	snprintf(b, sizeof(bufs[0]), "%s/%s", pki, name);
-	return b;
-}
-
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(p);
-}
-
-static bool make_pki(struct kc_error *err)
-{
-	snprintf(pki, sizeof(pki), "/tmp/%s-pki-XXXXXX", fx.prefix);
-	if (!mkdtemp(pki))
-		return false;
-	const char *dns[] = {"localhost", NULL};
-	const char *ips[] = {"127.0.0.1", NULL};
-	_cleanup_free_ char *csr = NULL, *pem = NULL, *serial = NULL;
-	if (kc_pki_ca_create(pki, "kclns CA", err) < 0 ||
-	    kc_pki_server_cert_create(pki, "kclns-server", dns, ips, err) < 0 ||
-	    kc_pki_key_and_csr(path("agent.key"), "ignored", &csr, err) < 0 ||
-	    kc_pki_sign_csr(pki, csr, fx.prefix, 30, &pem, &serial, err) < 0)
-		return false;
-	FILE *f = fopen(path("agent.crt"), "we");
-	if (!f)
-		return false;
-	fputs(pem, f);
-	fclose(f);
-	return kc_tls_creds_load(path("ca.crt"), path("server.crt"), path("server.key"),
-				 &server_creds, err) == 0;
-}
-
-static int make_listener(void)
-{
-	listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sa);
-	if (listen_fd < 0 || bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(listen_fd, 8) < 0 || getsockname(listen_fd, (struct sockaddr *)&sa, &len) < 0)
-		return -1;
-	return ntohs(sa.sin_port);
-}
+static char conf[300], vm[128];
 
 /* A port nobody listens on. */
 static int dead_port(void)
@@ -134,73 +55,11 @@ static int dead_port(void)
 	return port;
 }
 
-static struct kc_tls_link *accept_one(int timeout_ms, struct kc_error *err)
-{
-	struct pollfd pfd = {.fd = listen_fd, .events = POLLIN};
-	if (poll(&pfd, 1, timeout_ms) != 1) {
-		kc_error_set(err, KC_ERR_TIMEOUT, "nobody connected");
-		return NULL;
-	}
-	int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	struct kc_tls_link *l = NULL;
-	if (fd < 0 || kc_tls_accept(server_creds, fd, 5000, NULL, NULL, &l, err) < 0) {
-		if (fd >= 0)
-			close(fd);
-		return NULL;
-	}
-	return l;
-}
-
-__attribute__((format(printf, 2, 3))) static int send_msg(struct kc_tls_link *l, const char *fmt,
-							  ...)
-{
-	char buf[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	_cleanup_json_ json_t *m = json_loads(buf, 0, NULL);
-	struct kc_error err = {0};
-	if (!m) {
-		printf("# bad test message %s\n", buf);
-		return -1;
-	}
-	return kc_tls_send_json(l, m, &err);
-}
-
-/* The next message of `type` (and `id` if >= 0); heartbeats are answered
- * each second.  NULL on timeout or a broken link (err). */
-static json_t *wait_for(struct kc_tls_link *l, const char *type, json_int_t id, int timeout_ms,
-			struct kc_error *err)
-{
-	double end = now_s() + timeout_ms / 1000.0;
-	while (now_s() < end) {
-		json_t *m = NULL;
-		struct kc_error e = {0};
-		if (kc_tls_recv_json(l, 1000, &m, &e) < 0) {
-			if (e.code != KC_ERR_TIMEOUT) {
-				*err = e;
-				return NULL;
-			}
-			send_msg(l, "{\"v\":1,\"type\":\"heartbeat\",\"time\":%lld}",
-				 (long long)time(NULL));
-			continue;
-		}
-		const char *t = json_string_value(json_object_get(m, "type"));
-		if (t && strcmp(t, type) == 0 &&
-		    (id < 0 || json_integer_value(json_object_get(m, "id")) == id))
-			return m;
-		json_decref(m);
-	}
-	kc_error_set(err, KC_ERR_TIMEOUT, "no %s within %d ms", type, timeout_ms);
-	return NULL;
-}
-
 /* Accepts the agent's link, waits for hello, sends `welcome` (JSON). */
 static struct kc_tls_link *session(const char *what, const char *welcome)
 {
 	struct kc_error err = {0};
-	struct kc_tls_link *l = accept_one(WAIT_MS, &err);
+	struct kc_tls_link *l = accept_agent(NULL, WAIT_MS, &err);
 	_cleanup_json_ json_t *hello = l ? wait_for(l, "hello", -1, WAIT_MS, &err) : NULL;
 	ok(hello != NULL, "%s: the agent connects and says hello %s", what, err.message);
 	if (!hello) {
@@ -222,11 +81,6 @@ static json_t *call(struct kc_tls_link *l, json_int_t id, const char *op, const 
 	if (!r)
 		printf("# %s: %s\n", op, err.message);
 	return r;
-}
-
-static const char *error_code(const json_t *resp)
-{
-	return json_string_value(json_object_get(json_object_get(resp, "error"), "code"));
 }
 
 static char *read_conf(void)
@@ -331,7 +185,7 @@ static void test_endpoints(const char *ep, const char *dead)
 static struct kc_tls_link *stream_accept(void)
 {
 	struct kc_error err = {0};
-	struct kc_tls_link *st = accept_one(WAIT_MS, &err);
+	struct kc_tls_link *st = accept_agent(NULL, WAIT_MS, &err);
 	_cleanup_json_ json_t *frame = NULL;
 	if (st && kc_tls_recv_json(st, 5000, &frame, &err) < 0)
 		printf("# stream frame: %s\n", err.message);
@@ -504,7 +358,7 @@ int main(void)
 	}
 	snprintf(vm, sizeof(vm), "%s-vm1", fx.prefix);
 	struct kc_error err = {0};
-	bool pki_ok = make_pki(&err);
+	bool pki_ok = make_pki(fx.prefix, "kclns", &err);
 	ok(pki_ok, "CA, server and agent certificates %s", err.message);
 	int port = make_listener();
 	struct kc_agent *a = pki_ok && port > 0 ? vm_fixture_agent(&fx, NULL, &err) : NULL;
@@ -559,11 +413,7 @@ int main(void)
 	kc_agent_free(a);
 	kc_link_free(link);
 out:
-	kc_tls_creds_free(server_creds);
-	if (listen_fd >= 0)
-		close(listen_fd);
-	if (pki[0])
-		nftw(pki, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	link_fixture_cleanup();
 	vm_fixture_cleanup(&fx);
 	return tap_done();
 }
