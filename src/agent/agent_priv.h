@@ -226,6 +226,32 @@ json_t *kc_vm_json(struct kc_agent *a, virConnectPtr conn, virDomainPtr dom, str
 const char *kc_vm_state_name(int state);
 /* Paths of a domain's file-backed disks (NULL-terminated, malloc'd). */
 char **kc_vm_disk_paths(virDomainPtr dom, struct kc_error *err);
+/* The domain's NFS disks as "<host>\t<path on the server>" strings,
+ * NULL-terminated (kc_strv_free); NULL with err set on failure. */
+char **kc_vm_nfs_disks(virDomainPtr dom, struct kc_error *err);
+/* Deletes the NFS disks of VM `vm` that kc_vm_nfs_disks listed, through
+ * an NFS pool of that server and folder (pool.h): only the VM's own
+ * volume names (<vm>-root.qcow2, <vm>-dataN.qcow2), never a base. */
+void kc_vm_nfs_disks_delete(struct kc_agent *a, const char *vm, char **disks);
+struct kc_pool_def;
+struct kc_clone_target;
+struct kc_intent;
+/* NFS pools (clone.c): whether vol exists (1, 0, -1 with err); the base
+ * of `image` on the export (*ret_base its path on the server); a qcow2
+ * overlay on base_path (a path on the same server). */
+int kc_clone_nfs_vol_exists(const struct kc_clone_target *t, const char *vol, struct kc_error *err);
+int kc_clone_base_ensure_nfs(struct kc_agent *a, struct kc_clone_target *t, const char *image,
+			     const char *template_path, struct kc_intent *in, char **ret_base,
+			     struct kc_error *err);
+int kc_clone_overlay_nfs(struct kc_clone_target *t, const char *vol, uint64_t capacity,
+			 const char *base_path, struct kc_error *err);
+/* Whether `vol` is a name a create of `vm` makes (intent.c). */
+bool kc_intent_owned_name(const char *vol, const char *vm);
+/* The intent line of a volume in a pool other than a folder: one line of
+ * JSON {"pool": definition, "vol": name}; the reaper deletes it through
+ * the pool's table (intent.c). */
+int kc_intent_note_pool_vol(struct kc_intent *in, const struct kc_pool_def *def, const char *vol,
+			    struct kc_error *err);
 void kc_strv_free(char **v);
 
 /* ---- snapshot.c ---- */
@@ -245,9 +271,13 @@ struct kc_clone_target {
 	char *dir;		    /* its folder */
 	virStoragePoolPtr pool;	    /* its libvirt pool */
 	struct kc_pool *kp;	    /* pool.h handle; NULL for the default pool */
+	/* An NFS pool: no folder, no libvirt pool (dir and pool NULL); the
+	 * volumes are <nfs_export>/<vol> on server nfs_host, made and deleted
+	 * through kp (libnfs) and qemu-img on nfs:// URLs. */
+	const char *nfs_host, *nfs_export; /* kp's definition's */
 };
-/* def NULL or "default": the agent's own pool.  Other types than dir and
- * mountpoint are KC_ERR_INVALID (guests get file disks only, for now). */
+/* def NULL or "default": the agent's own pool.  Types other than dir,
+ * mountpoint and nfs are KC_ERR_INVALID (iSCSI LUNs are not made per VM). */
 int kc_clone_target_open(struct kc_agent *a, virConnectPtr conn, const struct kc_pool_def *def,
 			 struct kc_clone_target *ret, struct kc_error *err);
 void kc_clone_target_close(struct kc_clone_target *t); /* accepts zeroed */

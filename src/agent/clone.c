@@ -58,14 +58,22 @@ int kc_clone_target_open(struct kc_agent *a, virConnectPtr conn, const struct kc
 		*ret = t;
 		return 0;
 	}
-	/* Guests open file disks only (domain_xml.c writes no network or
-	 * block disks yet): VMs live in folder pools. */
-	if (def->type != KC_POOL_DIR && def->type != KC_POOL_MOUNTPOINT)
+	/* Guests open file disks and NFS disks (QEMU's nfs driver); iSCSI
+	 * LUNs are the target's, not made per VM. */
+	if (def->type != KC_POOL_DIR && def->type != KC_POOL_MOUNTPOINT && def->type != KC_POOL_NFS)
 		return kc_error_set(err, KC_ERR_INVALID,
-				    "pool \"%s\" is a %s pool: VM disks can be made in dir and "
-				    "mountpoint pools (and the default pool) for now",
+				    "pool \"%s\" is a %s pool: VM disks can be made in dir, "
+				    "mountpoint and nfs pools (and the default pool)",
 				    def->name, kc_pool_type_name(def->type));
 	snprintf(t.name, sizeof(t.name), "%s", def->name);
+	if (def->type == KC_POOL_NFS) {
+		if (kc_pool_open(a, def, &t.kp, err) < 0)
+			return -1;
+		t.nfs_host = kc_pool_get_def(t.kp)->server;
+		t.nfs_export = kc_pool_get_def(t.kp)->export_path;
+		*ret = t;
+		return 0;
+	}
 	if (kc_pool_open(a, def, &t.kp, err) < 0)
 		return -1;
 	char lv[KC_NAME_MAX + sizeof(KC_POOL_LIBVIRT_PREFIX)];
@@ -428,6 +436,88 @@ out:
 	return r;
 }
 
+/* ---- NFS pools: volumes made by qemu-img on nfs:// URLs ---- */
+
+static char *nfs_url(const struct kc_clone_target *t, const char *vol)
+{
+	char *u = NULL;
+	return asprintf(&u, "nfs://%s%s/%s", t->nfs_host, t->nfs_export, vol) < 0 ? NULL : u;
+}
+
+/* Whether vol exists in t; -1 with err on another failure than "none". */
+static int nfs_vol_exists(const struct kc_clone_target *t, const char *vol, struct kc_error *err)
+{
+	struct kc_pool_disk d = {0};
+	struct kc_error e = {0};
+	if (kc_pool_vol_disk(t->kp, vol, KC_VOL_QCOW2, &d, &e) == 0) {
+		kc_pool_disk_clear(&d);
+		return 1;
+	}
+	if (e.code == KC_ERR_NOT_FOUND)
+		return 0;
+	return kc_error_set(err, e.code, "%s", e.message);
+}
+
+int kc_clone_nfs_vol_exists(const struct kc_clone_target *t, const char *vol, struct kc_error *err)
+{
+	return nfs_vol_exists(t, vol, err);
+}
+
+/* The base on NFS: qemu-img convert of the template to a temporary name
+ * (named in the intent record first), renamed into place whole.  Two
+ * hosts may both copy at once; the second rename replaces an identical
+ * copy (same template SHA-256 in the name), which an open overlay does
+ * not notice (NFS file handles outlive the name). */
+int kc_clone_base_ensure_nfs(struct kc_agent *a, struct kc_clone_target *t, const char *image,
+			     const char *template_path, struct kc_intent *in, char **ret_base,
+			     struct kc_error *err)
+{
+	char sha[65], base[KC_NAME_MAX + 1], tmp[KC_NAME_MAX + 1];
+	(void)a;
+	if (kc_clone_template_sha256(template_path, sha, err) < 0)
+		return -1;
+	kc_clone_base_name(image, sha, base, sizeof(base));
+	int ex = nfs_vol_exists(t, base, err);
+	if (ex < 0)
+		return -1;
+	if (ex == 0) {
+		unsigned char r[8];
+		if (kc_random_bytes(r, sizeof(r), err) < 0)
+			return -1;
+		snprintf(tmp, sizeof(tmp), "kcpart-%02x%02x%02x%02x%02x%02x%02x%02x.part", r[0],
+			 r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+		if (kc_intent_note_pool_vol(in, kc_pool_get_def(t->kp), tmp, err) < 0)
+			return -1;
+		_cleanup_free_ char *url = nfs_url(t, tmp);
+		if (!url)
+			return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+		char *const argv[] = {KC_QEMU_IMG, "convert", "-W",    "-f",
+				      "qcow2",	   "-O",      "qcow2", (char *)template_path,
+				      url,	   NULL};
+		if (kc_qemu_img_run(argv, NULL, NULL, "the base copy", err) < 0 ||
+		    kc_pool_nfs_rename(t->kp, tmp, base, err) < 0) {
+			kc_pool_vol_delete(t->kp, tmp, NULL);
+			return -1;
+		}
+	}
+	if (asprintf(ret_base, "%s/%s", t->nfs_export, base) < 0)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	return 0;
+}
+
+int kc_clone_overlay_nfs(struct kc_clone_target *t, const char *vol, uint64_t capacity,
+			 const char *base_path, struct kc_error *err)
+{
+	_cleanup_free_ char *url = nfs_url(t, vol), *burl = NULL;
+	if (!url || asprintf(&burl, "nfs://%s%s", t->nfs_host, base_path) < 0)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	char size[32];
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)capacity);
+	char *const argv[] = {KC_QEMU_IMG, "create", "-q",    "-f", "qcow2", "-b",
+			      burl,	   "-F",     "qcow2", url,  size,    NULL};
+	return kc_qemu_img_run(argv, NULL, NULL, "the overlay", err);
+}
+
 /* ---- full: a standalone copy ---- */
 
 int kc_clone_full(struct kc_agent *a, struct kc_clone_target *t, const char *vm,
@@ -435,7 +525,7 @@ int kc_clone_full(struct kc_agent *a, struct kc_clone_target *t, const char *vm,
 		  uint64_t template_size, struct kc_error *err)
 {
 	_cleanup_free_ char *path = NULL;
-	if (asprintf(&path, "%s/%s", t->dir, vol) < 0)
+	if (t->nfs_host ? !(path = nfs_url(t, vol)) : asprintf(&path, "%s/%s", t->dir, vol) < 0)
 		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 	char what[KC_NAME_MAX + 32];
 	snprintf(what, sizeof(what), "full copy for VM '%s'", vm);
@@ -454,7 +544,7 @@ int kc_clone_full(struct kc_agent *a, struct kc_clone_target *t, const char *vm,
 		char *const rs[] = {KC_QEMU_IMG, "resize", "-f", "qcow2", path, size, NULL};
 		r = kc_qemu_img_run(rs, NULL, NULL, what, err);
 	}
-	if (r == 0 && chmod(path, 0600) < 0)
+	if (r == 0 && !t->nfs_host && chmod(path, 0600) < 0)
 		r = kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "chmod %s", vol);
 	if (t->pool && virStoragePoolRefresh(t->pool, 0) < 0)
 		virResetLastError();

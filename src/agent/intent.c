@@ -23,6 +23,8 @@
 #include "agent_priv.h"
 #include "cleanup.h"
 #include "io.h"
+#include "json_util.h"
+#include "pool.h"
 
 #define INTENT_DIR	 ".creating"
 #define INTENT_MAX_BYTES 32768 /* pid line + at most 7 names, some whole paths */
@@ -46,6 +48,46 @@ static bool owned_by(const char *file, const char *vm)
 	while (*d >= '0' && *d <= '9')
 		d++;
 	return d > s && d - s <= 3 && strcmp(d, ".qcow2") == 0;
+}
+
+bool kc_intent_owned_name(const char *vol, const char *vm)
+{
+	return owned_by(vol, vm);
+}
+
+/* A network pool's volume, named by a line of JSON: deleted through the
+ * pool's table, and only under a name of the VM's own or a base copy's
+ * temporary name ("kcpart-<random>.part", clone.c). */
+static int reap_pool_vol(struct kc_agent *a, const char *line, const char *vm)
+{
+	_cleanup_json_ json_t *j = json_loads(line, 0, NULL);
+	const char *vol = json_string_value(json_object_get(j, "vol"));
+	if (!vol || strchr(vol, '/') || strstr(vol, ".."))
+		return 0;
+	size_t vl = strlen(vol);
+	bool part = strncmp(vol, "kcpart-", 7) == 0 && vl > 12 && strcmp(vol + vl - 5, ".part") == 0;
+	if (!owned_by(vol, vm) && !part)
+		return 0;
+	struct kc_pool_def def = {0};
+	struct kc_pool *p = NULL;
+	int n = 0;
+	if (kc_pool_def_from_json(json_object_get(j, "pool"), NULL, false, &def, NULL) == 0 &&
+	    kc_pool_open(a, &def, &p, NULL) == 0 && kc_pool_vol_delete(p, vol, NULL) == 0)
+		n = 1;
+	kc_pool_close(p);
+	kc_pool_def_clear(&def);
+	return n;
+}
+
+int kc_intent_note_pool_vol(struct kc_intent *in, const struct kc_pool_def *def, const char *vol,
+			    struct kc_error *err)
+{
+	_cleanup_json_ json_t *j = json_pack("{s:o,s:s}", "pool", kc_pool_def_to_json(def), "vol",
+					     vol);
+	_cleanup_free_ char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	if (!line)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	return kc_intent_note(in, line, err);
 }
 
 /* A whole path a create named (clone.c, a pool other than storage.dir):
@@ -97,6 +139,10 @@ static int reap_files(struct kc_agent *a, virStoragePoolPtr pool, const char *vm
 	/* The first line is the creator's pid. */
 	strtok_r(buf, "\n", &save);
 	for (char *f; (f = strtok_r(NULL, "\n", &save));) {
+		if (f[0] == '{') {
+			removed += reap_pool_vol(a, f, vm);
+			continue;
+		}
 		if (f[0] == '/') {
 			/* Another pool's file (or a base copy): no libvirt handle
 			 * here; the pool's next refresh forgets it. */

@@ -194,6 +194,10 @@ int kc_pool_vol_read(struct kc_pool *p, const char *vol, uint64_t offset, void *
  * upload empties a volume it then could not fill.  KC_ERR_INVALID if not. */
 int kc_pool_check_writable(const struct kc_pool *p, struct kc_error *err);
 
+/* An NFS pool's volume renamed (replacing `to`); KC_ERR_INVALID for
+ * other pools (pool_nfs.c). */
+int kc_pool_nfs_rename(struct kc_pool *p, const char *from, const char *to, struct kc_error *err);
+
 /* The capacity rule alone (pure, for tests): may `add` more bytes of
  * virtual size go into a pool of info->capacity with info->virtual used? */
 int kc_pool_check_overcommit(const char *pool, const struct kc_pool_info *info,

@@ -229,6 +229,21 @@ static int nfs_disk(struct kc_pool *base, const char *vol, enum kc_vol_format fm
 	return 0;
 }
 
+int kc_pool_nfs_rename(struct kc_pool *base, const char *from, const char *to, struct kc_error *err)
+{
+	if (base->def.type != KC_POOL_NFS)
+		return kc_error_set(err, KC_ERR_INVALID, "pool \"%s\" is not an NFS pool",
+				    base->def.name);
+	if (kc_pool_vol_name_check(from, err) < 0 || kc_pool_vol_name_check(to, err) < 0)
+		return -1;
+	struct nfs_pool *p = (struct nfs_pool *)base;
+	char f[KC_NAME_MAX + 2], t[KC_NAME_MAX + 2];
+	snprintf(f, sizeof(f), "/%s", from);
+	snprintf(t, sizeof(t), "/%s", to);
+	int rc = nfs_rename(p->nfs, f, t);
+	return rc < 0 ? nfs_fail(p, rc, "renaming", from, err) : 0;
+}
+
 static void nfs_pool_close(struct kc_pool *base)
 {
 	struct nfs_pool *p = (struct nfs_pool *)base;

@@ -81,9 +81,16 @@ static bool rollback(struct kc_agent *a, virConnectPtr conn, virStoragePoolPtr p
 	}
 	/* The disks' pool: the default one is `pool` (fresh after a
 	 * reconnect); another pool's old handle is dead then, files remain. */
-	bool in_default = !c->target.dir || strcmp(c->target.dir, a->storage_dir) == 0;
+	if (c->target.nfs_host) {
+		/* Through libnfs (the pool's table), libvirt has no part in it. */
+		for (size_t i = 0; i < c->n_vols; i++)
+			if (c->vols[i])
+				kc_pool_vol_delete(c->target.kp, c->vols[i], NULL);
+	}
+	bool in_default = !c->target.nfs_host &&
+			  (!c->target.dir || strcmp(c->target.dir, a->storage_dir) == 0);
 	virStoragePoolPtr tpool = in_default ? pool : fresh ? NULL : c->target.pool;
-	for (size_t i = 0; i < c->n_vols; i++) {
+	for (size_t i = 0; i < c->n_vols && !c->target.nfs_host; i++) {
 		if (!c->vols[i])
 			continue;
 		if (tpool && kc_vol_delete_name(tpool, c->vols[i], NULL) < 0)
@@ -145,6 +152,41 @@ static int set_disk(struct kc_domain_def *def, enum kc_disk_device dev, enum kc_
 	return 0;
 }
 
+/* make_volume in an NFS pool: the record names the volume with its
+ * pool's definition (the reaper deletes it through libnfs). */
+static int make_nfs_volume(struct kc_agent *a, struct created *c, struct kc_domain_def *def,
+			   const char *vol, uint64_t capacity, const char *backing,
+			   const char *full_from, uint64_t full_size, const char *vm,
+			   struct kc_error *err)
+{
+	struct kc_clone_target *t = &c->target;
+	int ex = kc_clone_nfs_vol_exists(t, vol, err);
+	if (ex < 0)
+		return -1;
+	if (ex > 0)
+		return kc_error_set(err, KC_ERR_CONFLICT,
+				    "volume %s exists already in pool \"%s\" (a disk kept "
+				    "from an earlier VM?)",
+				    vol, t->name);
+	if (kc_intent_note_pool_vol(&c->intent, kc_pool_get_def(t->kp), vol, err) < 0)
+		return -1;
+	c->vols[c->n_vols++] = strdup(vol);
+	int r = full_from ? kc_clone_full(a, t, vm, full_from, vol, capacity, full_size, err)
+		: backing ? kc_clone_overlay_nfs(t, vol, capacity, backing, err)
+			  : kc_pool_vol_create(t->kp, vol, KC_VOL_QCOW2, capacity, err);
+	if (r < 0)
+		return -1;
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/%s", t->nfs_export, vol);
+	if (set_disk(def, KC_DEVICE_DISK, KC_BUS_VIRTIO, KC_FORMAT_QCOW2, path, NULL, err) < 0)
+		return -1;
+	struct kc_disk_def *d = &def->disks[def->n_disks - 1];
+	d->nfs_host = strdup(t->nfs_host);
+	if (!d->nfs_host || (backing && !(d->nfs_backing = strdup(backing))))
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	return 0;
+}
+
 /* Names vol in the intent record, then creates it and adds it to def as
  * the next virtio disk.  A volume of that name that exists already (a disk
  * kept from an earlier VM) is a conflict and never goes into the record: a
@@ -156,6 +198,9 @@ static int make_volume(struct kc_agent *a, struct created *c, struct kc_domain_d
 {
 	struct kc_clone_target *t = &c->target;
 	char path[4200];
+	if (t->nfs_host)
+		return make_nfs_volume(a, c, def, vol, capacity, backing, full_from, full_size, vm,
+				       err);
 	snprintf(path, sizeof(path), "%s/%s", t->dir, vol);
 	virStorageVolPtr v = virStorageVolLookupByName(t->pool, vol);
 	if (v || access(path, F_OK) == 0) {
@@ -486,8 +531,10 @@ static int create_vm(struct kc_agent *a, virConnectPtr conn, const struct kc_vm_
 		_cleanup_free_ char *base = NULL;
 		/* Linked: an overlay on the pool's cached copy of the template. */
 		if (img && req->clone == KC_CLONE_LINKED &&
-		    kc_clone_base_ensure(a, &c->target, req->image, img, &c->intent, &base, err) <
-			    0)
+		    (c->target.nfs_host ? kc_clone_base_ensure_nfs(a, &c->target, req->image, img,
+								   &c->intent, &base, err)
+					: kc_clone_base_ensure(a, &c->target, req->image, img,
+							       &c->intent, &base, err)) < 0)
 			return -1;
 		if (make_volume(a, c, &def, vol, root, base,
 				img && req->clone == KC_CLONE_FULL ? img : NULL, img_size,

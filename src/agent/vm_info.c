@@ -226,6 +226,27 @@ void kc_strv_free(char **v)
 	free(v);
 }
 
+char **kc_vm_nfs_disks(virDomainPtr dom, struct kc_error *err)
+{
+	struct xdoc x;
+	if (xdoc_open(dom, &x, err) < 0)
+		return NULL;
+	char **v = calloc(KC_MAX_DISKS + 1, sizeof(char *));
+	size_t n = 0;
+	FOREACH_NODE(&x, "/domain/devices/disk[@type='network'][source/@protocol='nfs']", {
+		char *h = kc_xpath_string(x.ctx, "string(source/host/@name)");
+		char *p = kc_xpath_string(x.ctx, "string(source/@name)");
+		if (v && h && p && n < KC_MAX_DISKS && asprintf(&v[n], "%s\t%s", h, p) >= 0)
+			n++;
+		free(h);
+		free(p);
+	});
+	xdoc_close(&x);
+	if (!v)
+		kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	return v;
+}
+
 char **kc_vm_disk_paths(virDomainPtr dom, struct kc_error *err)
 {
 	struct xdoc x;

@@ -8,6 +8,7 @@
 #include "agent_priv.h"
 #include "cleanup.h"
 #include "json_util.h"
+#include "pool.h"
 
 #define MAX_SHUTDOWN_S 3600
 
@@ -147,6 +148,28 @@ static void delete_own_volume(struct kc_agent *a, virConnectPtr conn, const char
 	virResetLastError();
 }
 
+void kc_vm_nfs_disks_delete(struct kc_agent *a, const char *vm, char **disks)
+{
+	for (size_t i = 0; disks && disks[i]; i++) {
+		char *tab = strchr(disks[i], '\t');
+		char *slash = tab ? strrchr(tab + 1, '/') : NULL;
+		if (!slash || slash == tab + 1 || !kc_intent_owned_name(slash + 1, vm) ||
+		    strstr(slash + 1, "-seed.iso"))
+			continue;
+		/* The pool of that server and folder, as the create's was. */
+		struct kc_pool_def def = {.type = KC_POOL_NFS,
+					  .overcommit_pct = KC_POOL_OVERCOMMIT_MIN};
+		snprintf(def.name, sizeof(def.name), "vm-delete");
+		def.server = strndup(disks[i], (size_t)(tab - disks[i]));
+		def.export_path = strndup(tab + 1, (size_t)(slash - tab - 1));
+		struct kc_pool *p = NULL;
+		if (def.server && def.export_path && kc_pool_open(a, &def, &p, NULL) == 0)
+			kc_pool_vol_delete(p, slash + 1, NULL);
+		kc_pool_close(p);
+		kc_pool_def_clear(&def);
+	}
+}
+
 int kc_agent_vm_delete(struct kc_agent *a, const char *name, bool with_disks, struct kc_error *err)
 {
 	return kc_agent_vm_delete_full(a, name, with_disks, false, err);
@@ -160,7 +183,7 @@ int kc_agent_vm_delete_full(struct kc_agent *a, const char *name, bool with_disk
 		return -1;
 	pthread_mutex_lock(&a->create_lock);
 	int ret = -1;
-	char **paths = NULL;
+	char **paths = NULL, **nfs = NULL;
 	virDomainPtr d = NULL;
 	if (kc_agent_is_creating(a, name)) {
 		kc_error_set(err, KC_ERR_CONFLICT,
@@ -192,7 +215,7 @@ int kc_agent_vm_delete_full(struct kc_agent *a, const char *name, bool with_disk
 	 * disks about to be deleted take theirs with them. */
 	if (snaps > 0 && !with_disks && kc_snapshots_delete_all(d, err) < 0)
 		goto out;
-	if (with_disks && !(paths = kc_vm_disk_paths(d, err)))
+	if (with_disks && (!(paths = kc_vm_disk_paths(d, err)) || !(nfs = kc_vm_nfs_disks(d, err))))
 		goto out;
 	if (virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
 					      VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
@@ -204,6 +227,7 @@ int kc_agent_vm_delete_full(struct kc_agent *a, const char *name, bool with_disk
 	if (with_disks) {
 		for (size_t i = 0; paths[i]; i++)
 			delete_own_volume(a, conn, name, paths[i]);
+		kc_vm_nfs_disks_delete(a, name, nfs);
 		_cleanup_free_ char *log =
 			kc_path_join_name(a->console_dir, name, ".log", "VM name", NULL);
 		if (log)
@@ -212,6 +236,7 @@ int kc_agent_vm_delete_full(struct kc_agent *a, const char *name, bool with_disk
 	ret = 0;
 out:
 	kc_strv_free(paths);
+	kc_strv_free(nfs);
 	if (d)
 		virDomainFree(d);
 	pthread_mutex_unlock(&a->create_lock);

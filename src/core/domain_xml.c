@@ -95,6 +95,21 @@ static int check_disk(const struct kc_domain_def *def, size_t i, struct kc_error
 				    i);
 	if (check_path(d->path, what, err) < 0)
 		return -1;
+	if (d->nfs_backing && !d->nfs_host)
+		return kc_error_set(err, KC_ERR_INVALID, "disk %zu: a backing store needs NFS", i);
+	if (d->nfs_host) {
+		if (!*d->nfs_host || check_text(d->nfs_host, 253, "disk host", err) < 0)
+			return kc_error_set(err, KC_ERR_INVALID, "disk %zu: bad NFS host", i);
+		if (d->device != KC_DEVICE_DISK)
+			return kc_error_set(err, KC_ERR_INVALID,
+					    "disk %zu: an NFS disk is no CD-ROM", i);
+		if (d->nfs_backing && (d->format != KC_FORMAT_QCOW2 ||
+				       check_path(d->nfs_backing, "backing path", err) < 0))
+			return kc_error_set(err, KC_ERR_INVALID,
+					    "disk %zu: a backing store needs a qcow2 disk and an "
+					    "absolute path",
+					    i);
+	}
 
 	/* The target names the guest device; its prefix must match the bus
 	 * or the guest sees a different name than the one we report. */
@@ -327,12 +342,27 @@ static void write_cpu(struct kc_xmlw *x, const struct kc_domain_def *def)
 	}
 }
 
+/* QEMU's nfs driver opens the file as uid/gid 0: the agent makes the
+ * volumes as root (mode 0600) and libvirt cannot chown a network file. */
+static void write_nfs_source(struct kc_xmlw *x, const char *host, const char *path)
+{
+	kc_xmlw_start(x, "source");
+	kc_xmlw_attr(x, "protocol", "nfs");
+	kc_xmlw_attr(x, "name", path);
+	kc_xmlw_elem_attr(x, "host", "name", host);
+	kc_xmlw_start(x, "identity");
+	kc_xmlw_attr(x, "user", "root");
+	kc_xmlw_attr(x, "group", "root");
+	kc_xmlw_end(x);
+	kc_xmlw_end(x);
+}
+
 static void write_disk(struct kc_xmlw *x, const struct kc_disk_def *d)
 {
 	bool cdrom = d->device == KC_DEVICE_CDROM;
 
 	kc_xmlw_start(x, "disk");
-	kc_xmlw_attr(x, "type", "file");
+	kc_xmlw_attr(x, "type", d->nfs_host ? "network" : "file");
 	kc_xmlw_attr(x, "device", cdrom ? "cdrom" : "disk");
 	kc_xmlw_start(x, "driver");
 	kc_xmlw_attr(x, "name", "qemu");
@@ -340,7 +370,20 @@ static void write_disk(struct kc_xmlw *x, const struct kc_disk_def *d)
 	if (!cdrom)
 		kc_xmlw_attr(x, "discard", "unmap");
 	kc_xmlw_end(x);
-	kc_xmlw_elem_attr(x, "source", "file", d->path);
+	if (!d->nfs_host) {
+		kc_xmlw_elem_attr(x, "source", "file", d->path);
+	} else {
+		write_nfs_source(x, d->nfs_host, d->path);
+		/* The whole chain, stated: the base is qcow2 with no backing. */
+		if (d->nfs_backing) {
+			kc_xmlw_start(x, "backingStore");
+			kc_xmlw_attr(x, "type", "network");
+			kc_xmlw_elem_attr(x, "format", "type", "qcow2");
+			write_nfs_source(x, d->nfs_host, d->nfs_backing);
+			kc_xmlw_elem_attr(x, "backingStore", NULL, NULL);
+			kc_xmlw_end(x);
+		}
+	}
 	kc_xmlw_start(x, "target");
 	kc_xmlw_attr(x, "dev", d->target);
 	kc_xmlw_attr(x, "bus", bus_name[d->bus]);

@@ -337,8 +337,11 @@ void kc_domain_def_clear(struct kc_domain_def *def)
 	free(def->name);
 	free(def->cpu_model);
 	free(def->machine);
-	for (size_t i = 0; i < def->n_disks && i < KC_MAX_DISKS; i++)
+	for (size_t i = 0; i < def->n_disks && i < KC_MAX_DISKS; i++) {
 		free(def->disks[i].path);
+		free(def->disks[i].nfs_host);
+		free(def->disks[i].nfs_backing);
+	}
 	for (size_t i = 0; i < def->n_nics && i < KC_MAX_NICS; i++)
 		free(def->nics[i].source);
 	free(def->serial_log);

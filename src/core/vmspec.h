@@ -96,9 +96,16 @@ struct kc_disk_def {
 	enum kc_disk_device device;
 	enum kc_disk_bus bus;
 	enum kc_disk_format format;
-	char *path;          /* owned */
+	char *path;          /* owned; with nfs_host: the file's path on that server */
 	char target[8];      /* "vda", "sda", "hda" */
 	bool readonly;
+	/* An NFS disk (QEMU's own nfs:// driver, no kernel mount): the server;
+	 * NULL for a local file.  Opened as uid/gid 0 (<identity>). */
+	char *nfs_host;      /* owned */
+	/* NFS qcow2 overlays: the backing file's path on the same server,
+	 * written as an explicit <backingStore> (libvirt cannot probe a chain
+	 * over NFS); NULL: none, or a local file (libvirt reads its header). */
+	char *nfs_backing;   /* owned */
 };
 
 struct kc_nic_def {

@@ -70,6 +70,30 @@ if url=$("$SCRIPTS/start-ganesha.sh" start "$EXPORT" 2>>"$KC_LOG"); then
 		$PT "$N" vol-create kce2e-huge raw 70368744177664
 	check_err "delete with volumes is refused" "volume\\(s\\)" kc pool delete kce2e-nfs
 	check "volumes deleted through libnfs" bash -c "$PT '$N' vol-delete kce2e-nv1 && $PT '$N' vol-delete kce2e-nv2"
+	# A VM whose disks live on the export: linked root (base copy + qcow2
+	# overlay with an explicit nfs:// backing) and a data disk.
+	V=${KC_PREFIX}nfsvm
+	check "a linked-clone VM in the NFS pool" kc vm create $V --image kctest --memory 128 \
+		--pool kce2e-nfs --data-disk 1
+	check "it boots from NFS to KVMCLOUD-READY" wait_ready $V 180
+	check "its root and data disks and the base are files on the export" \
+		bash -c "test -f '$EXPORT/$V-root.qcow2' -a -f '$EXPORT/$V-data1.qcow2' && ls '$EXPORT' | grep -q '^base-kctest-'"
+	check "the domain opens them over nfs:// with the backing stated" \
+		bash -c "$VIRSH dumpxml $V | grep -q \"protocol=.nfs. name=.$EXPORT/$V-root.qcow2\" && $VIRSH dumpxml $V | grep -q '<backingStore type=.network.'"
+	check "still no kernel NFS mount" bash -c "! grep -q ' nfs' /proc/mounts"
+	check "force it off" kc vm destroy $V
+	check "delete it with its disks" kc vm delete $V
+	check "its disks are gone from the export" \
+		bash -c "! ls '$EXPORT' | grep -q '^$V-'"
+	F=${KC_PREFIX}nfsfull
+	check "a full-clone VM in the NFS pool (not started)" kc vm create $F --image kctest --memory 128 \
+		--pool kce2e-nfs --full-clone --no-start
+	check "... its root disk is a standalone qcow2 on the export" \
+		bash -c "qemu-img info -f qcow2 --output=json 'nfs://127.0.0.1$EXPORT/$F-root.qcow2' | grep -q '\"virtual-size\"' && ! qemu-img info -f qcow2 'nfs://127.0.0.1$EXPORT/$F-root.qcow2' | grep -q 'backing file'"
+	check "delete it with its disks" kc vm delete $F
+	base=$(ls "$EXPORT" | grep '^base-kctest-' | head -1)
+	check "the cached base is a pool volume and deletes through libnfs" $PT "$N" vol-delete "$base"
+	check "nothing is left on the export" test -z "$(ls -A "$EXPORT")"
 	check "delete the NFS pool" kc pool delete kce2e-nfs
 	check_err "an unreachable NFS server is refused at create" "NFS pool" \
 		kc pool create kce2e-nfs2 --type nfs --host "$H" --server 127.0.0.1 --export /var/tmp/kce2e-not-exported

@@ -92,8 +92,9 @@ static bool keys_known(json_t *o, const char *const *keys)
 
 static bool load_disk(json_t *j, struct kc_disk_def *d)
 {
-	static const char *const keys[] = {"device", "bus",	 "format", "path",
-					   "target", "readonly", NULL};
+	static const char *const keys[] = {"device", "bus",	 "format",	"path",
+					   "target", "readonly", "nfs_host", "nfs_backing",
+					   NULL};
 	static const char *const devices[] = {"disk", "cdrom"};
 	static const char *const buses[] = {"virtio", "sata", "ide"};
 	static const char *const formats[] = {"qcow2", "raw"};
@@ -108,7 +109,9 @@ static bool load_disk(json_t *j, struct kc_disk_def *d)
 	d->bus = (enum kc_disk_bus)bus;
 	d->format = (enum kc_disk_format)format;
 	d->readonly = json_is_true(json_object_get(j, "readonly"));
-	return dup_str(j, "path", &d->path) && copy_str(j, "target", d->target, sizeof(d->target));
+	return dup_str(j, "path", &d->path) && dup_str(j, "nfs_host", &d->nfs_host) &&
+	       dup_str(j, "nfs_backing", &d->nfs_backing) &&
+	       copy_str(j, "target", d->target, sizeof(d->target));
 }
 
 static bool load_nic(json_t *j, struct kc_nic_def *n)
