@@ -124,8 +124,12 @@ diag "live migration: $mig_ms ms (virsh migrate, whole command)"
 sim_virsh $H2 domjobinfo $DOM --completed 2>/dev/null | grep -E '^(Time elapsed|Total downtime):' | sed 's/^/# /'
 check "the guest runs on host 2" test "$(sim_virsh $H2 domstate $DOM 2>/dev/null)" = running
 check "host 1 no longer has it" bash -c "! virsh -q -c '$SIM_URI_kce2e_h1' dominfo $DOM"
+# The source QEMU may take a moment to exit after the hand-over, so wait
+# until exactly one QEMU is left for the guest, then ask where it runs
+# (the [t] keeps pgrep from matching this very bash command line).
 check "its QEMU runs in host 2's network namespace" bash -c \
-	"p=\$(pgrep -f 'guest=$DOM' | head -n 1); [ -n \"\$p\" ] && [ \"\$(ip netns identify \$p)\" = kcsim-$H2 ]"
+	"for i in \$(seq 50); do n=\$(pgrep -c -f 'gues[t]=$DOM'); [ \"\$n\" = 1 ] && break; sleep 0.1; done
+	p=\$(pgrep -f 'gues[t]=$DOM'); [ -n \"\$p\" ] && [ \"\$(ip netns identify \$p)\" = kcsim-$H2 ]"
 size=$(stat -c %s "$CLOG")
 check "the guest still answers on host 2, into the same console log" \
 	sim_console_run $H2 $DOM "$CLOG" 'echo kcsim-$((6*9))' 'kcsim-54'
