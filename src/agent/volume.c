@@ -278,6 +278,19 @@ static char *dom_xml(virDomainPtr dom, bool live, struct kc_error *err)
 	return xml;
 }
 
+/* The VM's persistent XML and, if it runs, its live XML (NULL if not);
+ * both the caller's to free, also on failure. */
+static int dom_xmls(virDomainPtr dom, char **ret_cfg, char **ret_live, bool *ret_active,
+		    struct kc_error *err)
+{
+	if (!(*ret_cfg = dom_xml(dom, false, err)))
+		return -1;
+	*ret_active = virDomainIsActive(dom) == 1;
+	if (*ret_active && !(*ret_live = dom_xml(dom, true, err)))
+		return -1;
+	return 0;
+}
+
 /* Calls fn for each disk's target and source ("file", "dev" or network
  * "name") in `xml`; stops at the first non-zero. */
 static int each_disk(const char *xml, int (*fn)(const char *target, const char *source, void *),
@@ -390,11 +403,9 @@ int kc_agent_vol_attach(struct kc_agent *a, const json_t *args, json_t **ret, st
 		kc_error_set(err, KC_ERR_INVALID, "vol.attach args: \"vm\" is required");
 		goto out;
 	}
+	bool active;
 	if (kc_pool_open(a, &va.pool, &p, err) < 0 || !(dom = kc_dom_get(a, va.vm, &conn, err)) ||
-	    !(cfg = dom_xml(dom, false, err)))
-		goto out;
-	bool active = virDomainIsActive(dom) == 1;
-	if (active && !(live = dom_xml(dom, true, err)))
+	    dom_xmls(dom, &cfg, &live, &active, err) < 0)
 		goto out;
 	/* Attached already (a retried call): the same answer. */
 	if (kc_pool_vol_disk(p, va.name, va.format, &pd, err) < 0)
@@ -458,10 +469,8 @@ int kc_agent_vol_detach(struct kc_agent *a, const json_t *args, json_t **ret, st
 		}
 		goto out;
 	}
-	if (!(cfg = dom_xml(dom, false, err)))
-		goto out;
-	bool active = virDomainIsActive(dom) == 1;
-	if (active && !(live = dom_xml(dom, true, err)))
+	bool active;
+	if (dom_xmls(dom, &cfg, &live, &active, err) < 0)
 		goto out;
 	/* Only the disk that is this volume: a target the guest reused for
 	 * something else is never detached in its place. */

@@ -156,6 +156,21 @@ static int locate(struct kc_server *srv, const json_t *row, struct where *w, str
 	return 0;
 }
 
+/* Answers 200 with the volume as the database now has it and "live"
+ * (a new reference, or NULL to leave the key out). */
+static int reply_volume(struct kc_call *c, json_t *live, struct kc_error *err)
+{
+	_cleanup_json_ json_t *row = NULL;
+	if (kc_db_volume_get(c->srv->db, c->name, &row, err) < 0) {
+		json_decref(live);
+		return -1;
+	}
+	json_t *out = vol_view(row);
+	json_object_set_new(out, "live", live);
+	kc_http_json(c->resp, 200, out);
+	return 0;
+}
+
 /* Runs vol.<op> on host with {"pool", "name", "format"} and `extra`'s keys. */
 static int vol_call(struct kc_server *srv, const char *host, const char *op,
 		    const struct kc_pool_def *def, const json_t *row, json_t *extra, json_t **ret,
@@ -351,14 +366,7 @@ int kc_api_volume_resize(struct kc_call *c, struct kc_error *err)
 		kc_db_volume_set_capacity(srv->db, c->name, old, NULL);
 		goto out;
 	}
-	json_decref(row);
-	row = NULL;
-	if (kc_db_volume_get(srv->db, c->name, &row, err) < 0)
-		goto out;
-	json_t *out = vol_view(row);
-	json_object_set(out, "live", json_object_get(res, "live"));
-	kc_http_json(c->resp, 200, out);
-	rc = 0;
+	rc = reply_volume(c, json_incref(json_object_get(res, "live")), err);
 out:
 	where_clear(&w);
 	return rc;
@@ -471,14 +479,7 @@ int kc_api_volume_attach(struct kc_call *c, struct kc_error *err)
 	const char *target = json_string_value(json_object_get(res, "target"));
 	if (kc_db_volume_attach(srv->db, c->name, vmname, target ? target : "?", err) < 0)
 		goto out;
-	json_decref(row);
-	row = NULL;
-	if (kc_db_volume_get(srv->db, c->name, &row, err) < 0)
-		goto out;
-	json_t *out = vol_view(row);
-	json_object_set(out, "live", json_object_get(res, "live"));
-	kc_http_json(c->resp, 200, out);
-	rc = 0;
+	rc = reply_volume(c, json_incref(json_object_get(res, "live")), err);
 out:
 	where_clear(&w);
 	return rc;
@@ -516,14 +517,7 @@ int kc_api_volume_detach(struct kc_call *c, struct kc_error *err)
 	}
 	if (kc_db_volume_detach(srv->db, c->name, err) < 0)
 		goto out;
-	json_decref(row);
-	row = NULL;
-	if (kc_db_volume_get(srv->db, c->name, &row, err) < 0)
-		goto out;
-	json_t *out = vol_view(row);
-	json_object_set_new(out, "live", json_boolean(json_is_true(json_object_get(res, "live"))));
-	kc_http_json(c->resp, 200, out);
-	rc = 0;
+	rc = reply_volume(c, json_boolean(json_is_true(json_object_get(res, "live"))), err);
 out:
 	where_clear(&w);
 	return rc;
