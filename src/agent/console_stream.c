@@ -111,9 +111,11 @@ static void *down_main(void *arg)
 	shutdown(s->fd, SHUT_RDWR);
 	kc_tls_shutdown(s->tls);
 	pthread_join(s->up, NULL);
-	kc_tls_close(s->tls);
-	close(s->fd);
 
+	/* Unlinked and closed under the lock: stop() walks the list and
+	 * shuts each stream's connection down, so it must never see one that
+	 * is being freed.  Both connections are shut down already, so the
+	 * close does not block. */
 	pthread_mutex_lock(&cs->lock);
 	for (struct stream **pp = &cs->list; *pp; pp = &(*pp)->next) {
 		if (*pp == s) {
@@ -121,6 +123,8 @@ static void *down_main(void *arg)
 			break;
 		}
 	}
+	kc_tls_close(s->tls);
+	close(s->fd);
 	cs->n--;
 	pthread_cond_broadcast(&cs->cond);
 	pthread_mutex_unlock(&cs->lock);

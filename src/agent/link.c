@@ -37,6 +37,7 @@
 #include "json_util.h"
 #include "kc-config.h"
 #include "link.h"
+#include "tcpconnect.h"
 #include "tlslink.h"
 
 #define HEARTBEAT_MAX_S 3600
@@ -762,62 +763,17 @@ static bool stopping(struct kc_link *l)
 	return stop;
 }
 
-/* Non-blocking connect, polled in slices so that a stop is not held up by
- * a host that does not answer; the socket is blocking again afterwards, as
- * the TLS link wants it. */
+/* The link's stop flag in the shape kc_tcp_connect wants. */
+static bool link_stopped(void *opaque)
+{
+	return stopping(opaque);
+}
+
+/* A connect that a stop does not wait for. */
 static int tcp_connect(struct kc_link *l, const char *host, const char *port, int *ret_fd,
 		       struct kc_error *err)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-	struct addrinfo *res = NULL;
-	int rc = getaddrinfo(host, port, &hints, &res);
-	if (rc != 0)
-		return kc_error_set(err, KC_ERR_UNAVAILABLE, "cannot resolve %s: %s", host,
-				    gai_strerror(rc));
-	int last_errno = ETIMEDOUT;
-	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-				ai->ai_protocol);
-		if (fd < 0) {
-			last_errno = errno;
-			continue;
-		}
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
-			last_errno = errno;
-			close(fd);
-			continue;
-		}
-		uint64_t deadline = now_ms() + l->timeout_ms;
-		int soerr = ETIMEDOUT;
-		while (now_ms() < deadline && !stopping(l)) {
-			struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-			int n = poll(&pfd, 1, 200);
-			if (n < 0 && errno != EINTR) {
-				soerr = errno;
-				break;
-			}
-			if (n > 0) {
-				socklen_t len = sizeof(soerr);
-				if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
-					soerr = errno;
-				break;
-			}
-		}
-		if (soerr != 0) {
-			last_errno = soerr;
-			close(fd);
-			continue;
-		}
-		int one = 1;
-		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-		freeaddrinfo(res);
-		*ret_fd = fd;
-		return 0;
-	}
-	freeaddrinfo(res);
-	return kc_error_set_errno(err, KC_ERR_UNAVAILABLE, last_errno, "cannot connect to %s:%s",
-				  host, port);
+	return kc_tcp_connect(host, port, (unsigned)l->timeout_ms, link_stopped, l, ret_fd, err);
 }
 
 /* A console stream's connection: to the server of session opaque, with

@@ -32,6 +32,7 @@
 #include "ha.h"
 #include "hostlink.h"
 #include "json_util.h"
+#include "tcpconnect.h"
 #include "pending.h"
 #include "server.h"
 #include "tlslink.h"
@@ -175,57 +176,6 @@ bad:
 			    ep ? ep : "");
 }
 
-/* A connected blocking TCP socket, the connect bounded by CONNECT_MS. */
-static int tcp_connect(const char *host, const char *port, int *ret_fd, struct kc_error *err)
-{
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-	struct addrinfo *res = NULL;
-	int last_errno = ETIMEDOUT;
-
-	int rc = getaddrinfo(host, port, &hints, &res);
-	if (rc != 0)
-		return kc_error_set(err, KC_ERR_UNAVAILABLE, "cannot resolve %s: %s", host,
-				    gai_strerror(rc));
-	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-				ai->ai_protocol);
-		if (fd < 0) {
-			last_errno = errno;
-			continue;
-		}
-		int soerr = 0;
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-			soerr = errno;
-			if (soerr == EINPROGRESS) {
-				struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-				int n;
-				do
-					n = poll(&pfd, 1, CONNECT_MS);
-				while (n < 0 && errno == EINTR);
-				socklen_t len = sizeof(soerr);
-				if (n <= 0)
-					soerr = n == 0 ? ETIMEDOUT : errno;
-				else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
-					soerr = errno;
-			}
-		}
-		if (soerr != 0) {
-			last_errno = soerr;
-			close(fd);
-			continue;
-		}
-		int one = 1;
-		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-		freeaddrinfo(res);
-		*ret_fd = fd;
-		return 0;
-	}
-	freeaddrinfo(res);
-	return kc_error_set_errno(err, KC_ERR_UNAVAILABLE, last_errno, "cannot connect to %s:%s",
-				  host, port);
-}
-
 /* TCP, TLS, peer-hello and the peer's peer-welcome. */
 static int peer_connect(struct kc_peerlink *pl, const char *endpoint, struct kc_tls_link **ret_tls,
 			unsigned *ret_hb, struct kc_error *err)
@@ -242,7 +192,7 @@ static int peer_connect(struct kc_peerlink *pl, const char *endpoint, struct kc_
 	if (!hello)
 		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 	if (split_endpoint(endpoint, &host, &port, err) < 0 ||
-	    tcp_connect(host, port, &fd, err) < 0)
+	    kc_tcp_connect(host, port, CONNECT_MS, NULL, NULL, &fd, err) < 0)
 		return -1;
 	if (kc_tls_connect(pl->creds, fd, host, CONNECT_MS, &tls, err) < 0) {
 		close(fd);
