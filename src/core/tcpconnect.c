@@ -61,8 +61,9 @@ int kc_tcp_connect(const char *host, const char *port, unsigned timeout_ms,
 		}
 		int soerr = 0;
 		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0)
-			soerr = errno == EINPROGRESS ? wait_connected(fd, timeout_ms, stopped, opaque)
-						     : errno;
+			soerr = errno == EINPROGRESS
+					? wait_connected(fd, timeout_ms, stopped, opaque)
+					: errno;
 		if (soerr != 0) {
 			last_errno = soerr;
 			close(fd);
