@@ -54,6 +54,8 @@ static const struct kc_optdef vm_log_opts[] = {{"tail", KC_OPT_VALUE},
 					       {"timeout", KC_OPT_VALUE},
 					       {NULL, 0}};
 
+static const struct kc_optdef pool_prune_opts[] = {
+	{"host", KC_OPT_VALUE}, {"dry-run", KC_OPT_FLAG}, {NULL, 0}};
 static const struct kc_optdef pool_create_opts[] = {
 	{"type", KC_OPT_VALUE},   {"host", KC_OPT_VALUE},      {"cluster", KC_OPT_VALUE},
 	{"path", KC_OPT_VALUE},   {"server", KC_OPT_VALUE},    {"export", KC_OPT_VALUE},
@@ -162,6 +164,8 @@ const struct kc_verb kc_verbs[] = {
 	 "[--vg VG] [--overcommit R]",
 	 1, 1, pool_create_opts},
 	{"pool", "delete", kc_cmd_pool_delete, "pool delete NAME", 1, 1, no_opts},
+	{"pool", "prune", kc_cmd_pool_prune, "pool prune NAME [--host H] [--dry-run]", 1, 1,
+	 pool_prune_opts},
 	/* cmd_vol.c */
 	{"vol", "create", kc_cmd_vol_create,
 	 "vol create NAME --size N[K|M|G|T] [--pool P] [--format qcow2|raw] [--host H]", 1, 1,
