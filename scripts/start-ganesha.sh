@@ -30,7 +30,7 @@ MNT_PORT=20048
 
 [ "$(id -u)" -eq 0 ] || { echo "start-ganesha.sh: must run as root" >&2; exit 1; }
 
-running() { [ -s "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+. "$(dirname "$0")/pidfile.sh"
 
 # Answers once ganesha has registered NFS v3 with the portmapper.
 registered() { rpcinfo -p 127.0.0.1 2>/dev/null | grep -qE "^ +100003 +3 +tcp +$NFS_PORT "; }
@@ -45,17 +45,6 @@ start_rpcbind() {
 		echo "start-ganesha: rpcbind does not answer" >&2
 		exit 1
 	fi
-}
-
-stop() {
-	if running; then
-		local pid
-		pid=$(cat "$PIDFILE")
-		kill "$pid" 2>/dev/null || true
-		for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -9 "$pid" 2>/dev/null || true
-	fi
-	rm -f "$PIDFILE"
 }
 
 start() {

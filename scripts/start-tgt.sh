@@ -25,19 +25,8 @@ CTL=7
 
 [ "$(id -u)" -eq 0 ] || { echo "start-tgt.sh: must run as root" >&2; exit 1; }
 
-running() { [ -s "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+. "$(dirname "$0")/pidfile.sh"
 adm() { tgtadm -C "$CTL" --lld iscsi "$@"; }
-
-stop() {
-	if running; then
-		local pid
-		pid=$(cat "$PIDFILE")
-		kill "$pid" 2>/dev/null || true
-		for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -9 "$pid" 2>/dev/null || true
-	fi
-	rm -f "$PIDFILE"
-}
 
 start() {
 	local iqn=$1 file=$2 size=$3

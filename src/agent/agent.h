@@ -176,6 +176,15 @@ int kc_agent_image_put(struct kc_agent *agent, const json_t *args, json_t **ret,
 		       struct kc_error *err);
 int kc_agent_image_commit(struct kc_agent *agent, const json_t *args, json_t **ret,
 			  struct kc_error *err);
+/* Clean-up (image_prune.c): image.forget, pool.prune (docs/protocol.md);
+ * args as received, checked strictly here.  kc_image_mark_cached marks a
+ * file of <images.dir> as a copy the server sent (pool.prune may remove it
+ * once the library no longer lists it). */
+int kc_agent_image_forget(struct kc_agent *agent, const json_t *args, json_t **ret,
+			  struct kc_error *err);
+int kc_agent_pool_prune(struct kc_agent *agent, const json_t *args, json_t **ret,
+			struct kc_error *err);
+int kc_image_mark_cached(const char *path, struct kc_error *err);
 
 /* ---- volumes (issue 4, part V: volume.c; docs/storage.md "Volumes") ----
  * The ops vol.create, vol.delete, vol.resize, vol.attach, vol.detach,

@@ -204,6 +204,12 @@ void kc_intent_abandon(struct kc_intent *in);
  * named and the VM's console log if no domain exists, then the record.
  * Returns how many files were removed. */
 int kc_intents_reap(struct kc_agent *a, virConnectPtr conn, virStoragePoolPtr pool);
+/* vol.create under a record of its own, <storage.dir>/.creating/<pool>@<vol>
+ * (the pool's definition inside): kc_intents_reap removes the volume of a
+ * create that died half-way, whatever the pool (kc-* libvirt, NFS...). */
+struct kc_pool;
+int kc_intent_vol_create(struct kc_agent *a, struct kc_pool *p, const char *vol, int fmt,
+			 uint64_t capacity, struct kc_error *err);
 
 /* ---- tmpdir.c ---- */
 /* mkdtemp(<parent>/<prefix>XXXXXX) into buf, 0700, locked by *ret_lock

@@ -14,6 +14,8 @@
  * creates on this host and on other hosts sharing the pool's folder copy a
  * template once; the copy goes to a temporary name unique to this process
  * (named in the create's intent record) and is renamed into place whole.
+ * NFS pools have no locks: a unique temporary copy there is linked into
+ * place (never replacing), see kc_clone_base_ensure_nfs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -284,10 +286,31 @@ int kc_clone_progress(struct kc_agent *a, const char *vm)
 
 /* ---- linked: the base volume ---- */
 
-/* The template's bytes into fd, holes kept as holes (SEEK_DATA): the base
- * is the template byte for byte (its SHA-256 is the one its name begins
- * with), at the cost of the template's allocated size, not its virtual. */
-static int copy_sparse(const char *src, int out, struct kc_error *err)
+/* Where copy_sparse writes: `len` bytes at `off`, all of them or -1. */
+typedef int (*copy_put_fn)(void *opaque, const void *buf, size_t len, uint64_t off,
+			   struct kc_error *err);
+
+static int put_fd(void *opaque, const void *buf, size_t len, uint64_t off, struct kc_error *err)
+{
+	int out = *(int *)opaque;
+	for (size_t done = 0; done < len;) {
+		ssize_t w = pwrite(out, (const char *)buf + done, len - done, (off_t)(off + done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return kc_error_set_errno(err, KC_ERR_INTERNAL, w < 0 ? errno : EIO,
+						  "cannot write the base volume");
+		done += (size_t)w;
+	}
+	return 0;
+}
+
+/* The template's data into `put`, holes skipped (SEEK_DATA): the caller
+ * gives the copy the template's size (*ret_size), so the base is the
+ * template byte for byte (its SHA-256 is the one its name begins with), at
+ * the cost of the template's allocated size, not its virtual. */
+static int copy_sparse(const char *src, copy_put_fn put, void *opaque, uint64_t *ret_size,
+		       struct kc_error *err)
 {
 	_cleanup_close_ int in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	struct stat st;
@@ -314,22 +337,12 @@ static int copy_sparse(const char *src, int out, struct kc_error *err)
 			if (n <= 0)
 				return kc_error_set_errno(err, KC_ERR_INTERNAL, n < 0 ? errno : EIO,
 							  "cannot read the template");
-			for (ssize_t done = 0; done < n;) {
-				ssize_t w = pwrite(out, buf + done, (size_t)(n - done), off + done);
-				if (w < 0 && errno == EINTR)
-					continue;
-				if (w <= 0)
-					return kc_error_set_errno(err, KC_ERR_INTERNAL,
-								  w < 0 ? errno : EIO,
-								  "cannot write the base volume");
-				done += w;
-			}
+			if (put(opaque, buf, (size_t)n, (uint64_t)off, err) < 0)
+				return -1;
 			off += n;
 		}
 	}
-	if (ftruncate(out, st.st_size) < 0)
-		return kc_error_set_errno(err, KC_ERR_INTERNAL, errno,
-					  "cannot write the base volume");
+	*ret_size = (uint64_t)st.st_size;
 	return 0;
 }
 
@@ -413,7 +426,10 @@ int kc_clone_base_ensure(struct kc_agent *a, struct kc_clone_target *t, const ch
 				   "cannot create a copy in pool \"%s\"", t->name);
 		goto out;
 	}
-	if (copy_sparse(template_path, tfd, err) < 0) {
+	uint64_t tsize = 0;
+	if (copy_sparse(template_path, put_fd, &tfd, &tsize, err) < 0 ||
+	    (ftruncate(tfd, (off_t)tsize) < 0 &&
+	     kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "cannot write the base volume"))) {
 		unlink(tmp);
 		goto out;
 	}
@@ -463,42 +479,122 @@ int kc_clone_nfs_vol_exists(const struct kc_clone_target *t, const char *vol, st
 	return nfs_vol_exists(t, vol, err);
 }
 
-/* The base on NFS: qemu-img convert of the template to a temporary name
- * (named in the intent record first), renamed into place whole.  Two
- * hosts may both copy at once; the second rename replaces an identical
- * copy (same template SHA-256 in the name), which an open overlay does
- * not notice (NFS file handles outlive the name). */
+struct nfs_put {
+	struct kc_pool *kp;
+	const char *vol;
+};
+
+static int put_nfs(void *opaque, const void *buf, size_t len, uint64_t off, struct kc_error *err)
+{
+	struct nfs_put *np = opaque;
+	return kc_pool_vol_write(np->kp, np->vol, off, buf, len, err);
+}
+
+/* "kcpart-<host>-<16 hex>.part": the host's name (its [A-Za-z0-9-], at
+ * most 24) and 64 random bits, unique across the hosts sharing an export;
+ * the reaper (intent.c) deletes only names of this shape. */
+static int nfs_part_name(struct kc_agent *a, char *buf, size_t len, struct kc_error *err)
+{
+	unsigned char r[8];
+	char host[25];
+	size_t n = 0;
+
+	if (kc_random_bytes(r, sizeof(r), err) < 0)
+		return -1;
+	for (const char *h = kc_agent_host_name(a); *h && n < sizeof(host) - 1; h++)
+		if ((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') ||
+		    (*h >= '0' && *h <= '9') || *h == '-')
+			host[n++] = *h;
+	host[n] = '\0';
+	snprintf(buf, len, "kcpart-%s-%02x%02x%02x%02x%02x%02x%02x%02x.part", n ? host : "host",
+		 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+	return 0;
+}
+
+/* Is `base` on the export the copy of the template (tsize bytes, first
+ * bytes `head`, hlen of them)?  Only a whole copy ever gets the name (a
+ * link of a finished, read-only temporary file), so its size, mode and
+ * first 64 KiB tell it from anything else of that name. */
+static int nfs_base_check(const struct kc_clone_target *t, const char *base, uint64_t tsize,
+			  const unsigned char *head, size_t hlen, struct kc_error *err)
+{
+	_cleanup_free_ unsigned char *got = malloc(KC_IMG_HEAD_BYTES);
+	uint64_t size = 0;
+	unsigned mode = 0;
+	size_t n = 0;
+
+	if (!got)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	if (kc_pool_nfs_vol_stat(t->kp, base, &size, &mode, err) < 0 ||
+	    (S_ISREG(mode) && (mode & 0777) == 0444 && size == tsize &&
+	     kc_pool_vol_read(t->kp, base, 0, got, hlen, &n, &size, err) < 0))
+		return -1;
+	if (!S_ISREG(mode) || (mode & 0777) != 0444 || size != tsize || n != hlen ||
+	    memcmp(got, head, hlen) != 0)
+		return kc_error_set(err, KC_ERR_CONFLICT,
+				    "%s in pool \"%s\" is not a base volume kvmcloud made of this "
+				    "template (not a read-only file of its size and content)",
+				    base, t->name);
+	return 0;
+}
+
+/* The base on NFS, where flock does not reach (libnfs has no locks): the
+ * template's bytes go to a temporary name unique to this host and call
+ * (named in the intent record first), made read-only, then get the base's
+ * name with an NFS LINK, atomic on the server and never replacing.  Of two
+ * hosts copying at once, one links first; the other finds the name taken,
+ * checks the winner's copy and drops its own.  Readers only ever open the
+ * base's name, which never holds a partial copy, and an overlay's open
+ * base is never replaced (an NFSv3 file handle dies with its last name). */
 int kc_clone_base_ensure_nfs(struct kc_agent *a, struct kc_clone_target *t, const char *image,
 			     const char *template_path, struct kc_intent *in, char **ret_base,
 			     struct kc_error *err)
 {
 	char sha[65], base[KC_NAME_MAX + 1], tmp[KC_NAME_MAX + 1];
-	(void)a;
+	_cleanup_free_ unsigned char *head = malloc(KC_IMG_HEAD_BYTES);
+	struct stat st;
+
+	if (!head)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 	if (kc_clone_template_sha256(template_path, sha, err) < 0)
 		return -1;
 	kc_clone_base_name(image, sha, base, sizeof(base));
+	_cleanup_close_ int fd = open(template_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	ssize_t hlen = fd < 0 || fstat(fd, &st) < 0 ? -1 : pread(fd, head, KC_IMG_HEAD_BYTES, 0);
+	if (hlen < 0)
+		return kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "cannot read the template");
+	uint64_t tsize = (uint64_t)st.st_size;
+
 	int ex = nfs_vol_exists(t, base, err);
 	if (ex < 0)
 		return -1;
+	if (ex == 1 && nfs_base_check(t, base, tsize, head, (size_t)hlen, err) < 0)
+		return -1;
 	if (ex == 0) {
-		unsigned char r[8];
-		if (kc_random_bytes(r, sizeof(r), err) < 0)
+		if (nfs_part_name(a, tmp, sizeof(tmp), err) < 0 ||
+		    kc_intent_note_pool_vol(in, kc_pool_get_def(t->kp), tmp, err) < 0 ||
+		    kc_pool_nfs_vol_new(t->kp, tmp, tsize, err) < 0)
 			return -1;
-		snprintf(tmp, sizeof(tmp), "kcpart-%02x%02x%02x%02x%02x%02x%02x%02x.part", r[0],
-			 r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
-		if (kc_intent_note_pool_vol(in, kc_pool_get_def(t->kp), tmp, err) < 0)
-			return -1;
-		_cleanup_free_ char *url = nfs_url(t, tmp);
-		if (!url)
-			return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
-		char *const argv[] = {KC_QEMU_IMG, "convert", "-W",    "-f",
-				      "qcow2",	   "-O",      "qcow2", (char *)template_path,
-				      url,	   NULL};
-		if (kc_qemu_img_run(argv, NULL, NULL, "the base copy", err) < 0 ||
-		    kc_pool_nfs_rename(t->kp, tmp, base, err) < 0) {
-			kc_pool_vol_delete(t->kp, tmp, NULL);
-			return -1;
+		struct nfs_put np = {t->kp, tmp};
+		uint64_t copied = 0;
+		struct kc_error e = {0};
+		int r = copy_sparse(template_path, put_nfs, &np, &copied, err);
+		/* Read-only: an overlay's backing file must never change. */
+		if (r == 0)
+			r = kc_pool_nfs_vol_chmod(t->kp, tmp, 0444, err);
+		if (r == 0 && copied != tsize)
+			r = kc_error_set(err, KC_ERR_CONFLICT,
+					 "the template changed during the copy");
+		if (r == 0 && kc_pool_nfs_link(t->kp, tmp, base, &e) < 0) {
+			/* Another host linked its copy first: use it if it is one. */
+			r = e.code == KC_ERR_CONFLICT
+				    ? nfs_base_check(t, base, tsize, head, (size_t)hlen, err)
+				    : kc_error_set(err, e.code, "%s", e.message);
 		}
+		/* The base keeps its own name; the temporary one always goes. */
+		kc_pool_vol_delete(t->kp, tmp, NULL);
+		if (r < 0)
+			return -1;
 	}
 	if (asprintf(ret_base, "%s/%s", t->nfs_export, base) < 0)
 		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");

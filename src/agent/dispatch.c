@@ -160,6 +160,18 @@ static int r_image_ensure(struct kc_agent *a, struct op_args *oa, json_t **ret,
 	return kc_agent_image_ensure(a, oa->raw, ret, err);
 }
 
+static int r_image_forget(struct kc_agent *a, struct op_args *oa, json_t **ret,
+			  struct kc_error *err)
+{
+	return kc_agent_image_forget(a, oa->raw, ret, err);
+}
+
+static int r_pool_prune(struct kc_agent *a, struct op_args *oa, json_t **ret,
+			struct kc_error *err)
+{
+	return kc_agent_pool_prune(a, oa->raw, ret, err);
+}
+
 static int r_image_put(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc_error *err)
 {
 	return kc_agent_image_put(a, oa->raw, ret, err);
@@ -498,6 +510,7 @@ static const struct op ops[] = {
 	{"image.ensure", NULL, v_raw, r_image_ensure},
 	{"image.put", NULL, v_raw, r_image_put},
 	{"image.commit", NULL, v_raw, r_image_commit},
+	{"image.forget", NULL, v_raw, r_image_forget},
 	{"vm.snapshot.create", k_snap_create, v_snap_create, r_snap_create},
 	{"vm.snapshot.list", k_name, need_name, r_snap_list},
 	{"vm.snapshot.show", k_snap, v_snap, r_snap_show},
@@ -507,6 +520,7 @@ static const struct op ops[] = {
 	{"pool.info", k_pool, v_pool, r_pool_info},
 	{"pool.volumes", k_pool, v_pool, r_pool_volumes},
 	{"pool.remove", k_pool, v_pool, r_pool_remove},
+	{"pool.prune", NULL, v_raw, r_pool_prune},
 	{"vol.create", NULL, v_raw, r_vol_create},
 	{"vol.delete", NULL, v_raw, r_vol_delete},
 	{"vol.resize", NULL, v_raw, r_vol_resize},

@@ -299,7 +299,8 @@ int kc_agent_image_commit(struct kc_agent *a, const json_t *args, json_t **ret,
 	else if (renameat2(AT_FDCWD, part, AT_FDCWD, path, RENAME_NOREPLACE) < 0)
 		kc_error_set_errno(err, errno == EEXIST ? KC_ERR_CONFLICT : KC_ERR_INTERNAL, errno,
 				   "cannot move %s into place", what);
-	else if (kc_fsync_parent(path), kc_image_mark_verified(path, facts.sha256, err) == 0)
+	else if (kc_fsync_parent(path), kc_image_mark_verified(path, facts.sha256, err) == 0 &&
+						kc_image_mark_cached(path, err) == 0)
 		r = 0;
 	if (r < 0)
 		unlink(part);

@@ -9,6 +9,12 @@
  * died: only those files are removed at start-up.  Volumes with no record
  * (kept disks, volumes of domains undefined by hand, creates running in
  * another process) are never touched.
+ *
+ * Volume creates (vol.create) keep the same kind of record under the name
+ * <pool>@<vol> ('@' is in no valid name): the pid, then the pool's whole
+ * definition and the volume.  Records stay in this host's storage.dir
+ * whatever the pool (flock is only good locally; an NFS pool is shared),
+ * and the reaper reaches every pool they name through the pool's table.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -185,6 +191,81 @@ static int domain_exists(virConnectPtr conn, const char *vm)
 	return r;
 }
 
+/* Refreshes every active libvirt pool of ours (kc-<name>). */
+static void refresh_kc_pools(virConnectPtr conn)
+{
+	virStoragePoolPtr *pools = NULL;
+	int n = virConnectListAllStoragePools(conn, &pools, VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE);
+	if (n < 0) {
+		virResetLastError();
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		const char *name = virStoragePoolGetName(pools[i]);
+		if (name &&
+		    strncmp(name, KC_POOL_LIBVIRT_PREFIX, strlen(KC_POOL_LIBVIRT_PREFIX)) == 0 &&
+		    virStoragePoolRefresh(pools[i], 0) < 0)
+			virResetLastError();
+		virStoragePoolFree(pools[i]);
+	}
+	free(pools);
+}
+
+/* A dead vol.create's record <pool>@<vol> in dfd: its volume removed
+ * through the pool it names, then the record.  1 if a volume went. */
+static int reap_vol_record(struct kc_agent *a, int dfd, const char *dir, const char *rec)
+{
+	_cleanup_free_ char *path = NULL;
+	char buf[INTENT_MAX_BYTES + 1];
+	const char *at = strchr(rec, '@');
+
+	if (asprintf(&path, "%s/%s", dir, rec) < 0)
+		return 0;
+	_cleanup_close_ int fd = openat(dfd, rec, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	/* Locked: its create is alive. */
+	if (fd < 0 || lock_nb(fd) < 0 || !still_linked(fd, path))
+		return 0;
+	ssize_t n = pread(fd, buf, INTENT_MAX_BYTES, 0);
+	if (n < 0)
+		return 0;
+	buf[n] = '\0';
+	char *nl = strchr(buf, '\n');
+	_cleanup_json_ json_t *j = nl ? json_loads(nl + 1, 0, NULL) : NULL;
+	const char *vol = json_string_value(json_object_get(j, "vol"));
+	struct kc_pool_def def = {0};
+	struct kc_pool *p = NULL;
+	struct kc_error e = {0};
+	int removed = 0;
+	/* Only the volume the record's own name promises; a record cut short
+	 * (the create had not begun) or not ours is just removed. */
+	bool settled = true;
+	if (vol && strcmp(vol, at + 1) == 0 && kc_name_validate(vol, "volume name", NULL) == 0 &&
+	    kc_pool_def_from_json(json_object_get(j, "pool"), NULL, true, &def, NULL) == 0 &&
+	    strlen(def.name) == (size_t)(at - rec) && strncmp(def.name, rec, at - rec) == 0) {
+		/* Listed first: that refreshes a libvirt pool, which may not
+		 * know a file made just before its libvirtd restarted. */
+		struct kc_pool_vol *vols = NULL;
+		size_t nv = 0;
+		bool listed = false;
+		if (kc_pool_open(a, &def, &p, &e) == 0 && kc_pool_volumes(p, &vols, &nv, &e) == 0) {
+			for (size_t i = 0; i < nv; i++)
+				listed = listed || strcmp(vols[i].name, vol) == 0;
+			kc_pool_vols_free(vols, nv);
+			if (!listed)
+				kc_error_set(&e, KC_ERR_NOT_FOUND, "no volume");
+			else if (kc_pool_vol_delete(p, vol, &e) == 0)
+				removed = 1;
+		}
+		/* A pool out of reach keeps its record for the next start. */
+		settled = removed || e.code == KC_ERR_NOT_FOUND;
+	}
+	kc_pool_close(p);
+	kc_pool_def_clear(&def);
+	if (settled)
+		unlinkat(dfd, rec, 0);
+	return removed;
+}
+
 int kc_intent_begin(struct kc_agent *a, virConnectPtr conn, virStoragePoolPtr pool, const char *vm,
 		    struct kc_intent *in, struct kc_error *err)
 {
@@ -289,6 +370,10 @@ int kc_intents_reap(struct kc_agent *a, virConnectPtr conn, virStoragePoolPtr po
 	struct dirent *e;
 	while ((e = readdir(d))) {
 		const char *vm = e->d_name;
+		if (vm[0] != '.' && strchr(vm, '@')) {
+			removed += reap_vol_record(a, dfd, dir, vm);
+			continue;
+		}
 		if (vm[0] == '.' || kc_name_validate(vm, "VM name", NULL) < 0)
 			continue;
 		_cleanup_free_ char *path = NULL;
@@ -314,5 +399,49 @@ int kc_intents_reap(struct kc_agent *a, virConnectPtr conn, virStoragePoolPtr po
 	closedir(d);
 	if (refreshed && virStoragePoolRefresh(pool, 0) < 0)
 		virResetLastError();
+	/* Files of other dir pools went by path: their libvirt pools forget
+	 * them at a refresh. */
+	if (removed > 0)
+		refresh_kc_pools(conn);
 	return removed;
+}
+
+int kc_intent_vol_create(struct kc_agent *a, struct kc_pool *p, const char *vol, int fmt,
+			 uint64_t capacity, struct kc_error *err)
+{
+	const struct kc_pool_def *def = kc_pool_get_def(p);
+	_cleanup_free_ char *dir = NULL, *path = NULL, *line = NULL;
+	_cleanup_json_ json_t *j = NULL;
+
+	if (kc_name_validate(def->name, "pool name", err) < 0 ||
+	    kc_name_validate(vol, "volume name", err) < 0)
+		return -1;
+	j = json_pack("{s:o,s:s}", "pool", kc_pool_def_to_json(def), "vol", vol);
+	line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	if (!line || asprintf(&dir, "%s/" INTENT_DIR, a->storage_dir) < 0 ||
+	    asprintf(&path, "%s/%s@%s", dir, def->name, vol) < 0)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "mkdir %s", dir);
+	_cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "create %s", path);
+	if (lock_nb(fd) < 0 || !still_linked(fd, path))
+		return kc_error_set(err, KC_ERR_CONFLICT,
+				    "volume \"%s\" of pool \"%s\" is being created", vol,
+				    def->name);
+	char pid[32];
+	int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	int r = ftruncate(fd, 0) < 0 ? -errno : kc_write_all(fd, pid, len);
+	if (r == 0)
+		r = kc_write_all(fd, line, strlen(line));
+	if (r < 0) {
+		unlink(path);
+		return kc_error_set_errno(err, KC_ERR_INTERNAL, -r, "write %s", path);
+	}
+	int rc = kc_pool_vol_create(p, vol, (enum kc_vol_format)fmt, capacity, err);
+	/* Made or rolled back by the backend: nothing left to reap.  Unlink
+	 * before the unlock (fd's close), as kc_intent_end. */
+	unlink(path);
+	return rc;
 }

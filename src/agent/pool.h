@@ -197,6 +197,29 @@ int kc_pool_check_writable(const struct kc_pool *p, struct kc_error *err);
 /* An NFS pool's volume renamed (replacing `to`); KC_ERR_INVALID for
  * other pools (pool_nfs.c). */
 int kc_pool_nfs_rename(struct kc_pool *p, const char *from, const char *to, struct kc_error *err);
+/* NFS pools only (pool_nfs.c; KC_ERR_INVALID for others), names checked:
+ *  _vol_resize  grows a volume not in use with qemu-img resize -f FMT on its
+ *               nfs:// URL (the table's vol_resize has no format to state);
+ *  _vol_check   an uploaded volume checked like a library image: its first
+ *               64 KiB (kc_img_check_magic), then qemu-img info -f FMT
+ *               (kc_img_check_info, virtual size at most max_virtual);
+ *  _vol_new     an empty sparse file of `size` bytes, mode 0600, never an
+ *               existing one (KC_ERR_CONFLICT), outside the capacity rule:
+ *               the agent's own temporary files (clone.c);
+ *  _vol_stat    a volume's size and st_mode;
+ *  _vol_chmod   a volume's mode;
+ *  _link        a second name `to` for `from`, atomic on the server and
+ *               never replacing (KC_ERR_CONFLICT if `to` exists). */
+int kc_pool_nfs_vol_resize(struct kc_pool *p, const char *vol, enum kc_vol_format fmt,
+			   uint64_t capacity, struct kc_error *err);
+int kc_pool_nfs_vol_check(struct kc_pool *p, const char *vol, enum kc_vol_format fmt,
+			  uint64_t max_virtual, const char *what, uint64_t *ret_virtual,
+			  struct kc_error *err);
+int kc_pool_nfs_vol_new(struct kc_pool *p, const char *vol, uint64_t size, struct kc_error *err);
+int kc_pool_nfs_vol_stat(struct kc_pool *p, const char *vol, uint64_t *ret_size, unsigned *ret_mode,
+			 struct kc_error *err);
+int kc_pool_nfs_vol_chmod(struct kc_pool *p, const char *vol, unsigned mode, struct kc_error *err);
+int kc_pool_nfs_link(struct kc_pool *p, const char *from, const char *to, struct kc_error *err);
 
 /* The capacity rule alone (pure, for tests): may `add` more bytes of
  * virtual size go into a pool of info->capacity with info->virtual used? */

@@ -243,6 +243,25 @@ out:
 	return ret;
 }
 
+/* Whether dom went away while it was being read (a transient domain that
+ * stopped, or one undefined meanwhile): libvirt does not always say so
+ * with VIR_ERR_NO_DOMAIN, so ask again by UUID. */
+static bool vanished(virConnectPtr conn, virDomainPtr dom)
+{
+	unsigned char uuid[VIR_UUID_BUFLEN];
+	if (virDomainGetUUID(dom, uuid) < 0)
+		return false;
+	virDomainPtr again = virDomainLookupByUUID(conn, uuid);
+	if (again) {
+		virDomainFree(again);
+		return false;
+	}
+	virErrorPtr e = virGetLastError();
+	bool gone = e && e->code == VIR_ERR_NO_DOMAIN;
+	virResetLastError();
+	return gone;
+}
+
 int kc_agent_vm_list(struct kc_agent *a, json_t **ret, struct kc_error *err)
 {
 	_cleanup_conn_ virConnectPtr conn = kc_conn_get(a, err);
@@ -259,7 +278,7 @@ int kc_agent_vm_list(struct kc_agent *a, json_t **ret, struct kc_error *err)
 		json_t *vm = r == 0 ? kc_vm_json(a, conn, doms[i], &e) : NULL;
 		if (vm)
 			json_array_append_new(arr, vm);
-		else if (r == 0 && e.code != KC_ERR_NOT_FOUND) /* vanished meanwhile: skip */
+		else if (r == 0 && e.code != KC_ERR_NOT_FOUND && !vanished(conn, doms[i]))
 			r = kc_error_set(err, e.code, "%s", e.message);
 		virDomainFree(doms[i]);
 	}

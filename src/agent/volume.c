@@ -3,8 +3,9 @@
  * volume.c - the agent's vol.* operations (docs/protocol.md, docs/storage.md
  * "Volumes"): volumes of a pool (pool.h's table does the storage work),
  * hot-plugged into domains as virtio disks, uploaded and downloaded in
- * chunks through libvirt streams.  The agent keeps no volume state: the
- * server sends the pool's definition, the name and the format each time.
+ * chunks through libvirt streams (NFS pools: libnfs, pool_nfs.c).  The
+ * agent keeps no volume state: the server sends the pool's definition,
+ * the name and the format each time.
  *
  * Uploads replace a volume's whole content and are checked like library
  * images (imgcheck.h): the first chunk (at least 64 KiB, or the whole
@@ -32,6 +33,7 @@ struct vol_args {
 	struct kc_pool_def pool;
 	const char *name;
 	enum kc_vol_format format;
+	bool has_format; /* "format" was sent (else format is only a default) */
 	uint64_t capacity;
 	const char *vm;
 	const char *target;
@@ -99,6 +101,7 @@ static int parse(const json_t *args, const char *const *keys, const char *op, bo
 	    (va->vm && kc_name_validate(va->vm, "VM name", err) < 0) ||
 	    kc_json_get_string(args, "target", false, 4, &va->target, err) < 0)
 		return -1;
+	va->has_format = fmt != NULL;
 	return 0;
 }
 
@@ -143,7 +146,7 @@ int kc_agent_vol_create(struct kc_agent *a, const json_t *args, json_t **ret, st
 	    check_not_vm_file(va.pool.name, va.name, err) < 0 ||
 	    kc_pool_open(a, &va.pool, &p, err) < 0)
 		goto out;
-	if (kc_pool_vol_create(p, va.name, va.format, va.capacity, err) < 0)
+	if (kc_intent_vol_create(a, p, va.name, va.format, va.capacity, err) < 0)
 		goto out;
 	rc = ok_result(ret,
 		       json_pack("{s:s,s:s,s:I}", "name", va.name, "format",
@@ -191,6 +194,25 @@ static int running_dom(struct kc_agent *a, const char *vm, virConnectPtr *ret_co
 	*ret_conn = conn;
 	*ret_dom = dom;
 	return 0;
+}
+
+static bool is_nfs(const struct kc_pool *p)
+{
+	return kc_pool_get_def(p)->type == KC_POOL_NFS;
+}
+
+/* Grows a volume no running VM holds.  NFS volumes are resized by
+ * qemu-img with the format stated, so the caller must send it. */
+static int resize_stored(struct kc_pool *p, const struct vol_args *va, uint64_t capacity,
+			 struct kc_error *err)
+{
+	if (!is_nfs(p))
+		return kc_pool_vol_resize(p, va->name, capacity, err);
+	if (!va->has_format)
+		return kc_error_set(
+			err, KC_ERR_INVALID,
+			"vol.resize: \"format\" is required for a volume of an NFS pool");
+	return kc_pool_nfs_vol_resize(p, va->name, va->format, capacity, err);
 }
 
 /* The pool's capacity rule for `add` more bytes (kc_pool_vol_create's:
@@ -254,7 +276,7 @@ int kc_agent_vol_resize(struct kc_agent *a, const json_t *args, json_t **ret, st
 			kc_lverr(err, "resizing disk %s of VM %s", va.target, va.vm);
 			goto out;
 		}
-	} else if (kc_pool_vol_resize(p, va.name, va.capacity, err) < 0) {
+	} else if (resize_stored(p, &va, va.capacity, err) < 0) {
 		goto out;
 	}
 	rc = ok_result(
@@ -525,8 +547,8 @@ static uint64_t qcow2_size(const unsigned char *h)
 }
 
 /* After the last chunk: the whole volume, as qemu-img reads it with the
- * format forced.  Network volumes have no path here: the first chunk's
- * header check is what they get. */
+ * format forced (an NFS volume on its nfs:// URL).  iSCSI LUNs have no
+ * path or URL here: the first chunk's header check is what they get. */
 static int check_whole(struct kc_pool *p, const struct vol_args *va, uint64_t *ret_virtual,
 		       struct kc_error *err)
 {
@@ -537,6 +559,9 @@ static int check_whole(struct kc_pool *p, const struct vol_args *va, uint64_t *r
 
 	*ret_virtual = va->capacity;
 	snprintf(what, sizeof(what), "upload to volume '%s'", va->name);
+	if (is_nfs(p))
+		return kc_pool_nfs_vol_check(p, va->name, va->format, va->capacity, what,
+					     ret_virtual, err);
 	if (kc_pool_vol_disk(p, va->name, va->format, &pd, err) < 0)
 		return -1;
 	if (pd.kind != KC_POOL_DISK_NETWORK) {
@@ -631,7 +656,7 @@ int kc_agent_vol_upload(struct kc_agent *a, const json_t *args, json_t **ret, st
 			goto out;
 		}
 		/* A smaller qcow2 image grows to the volume's size. */
-		if (virt < va.capacity && kc_pool_vol_resize(p, va.name, va.capacity, err) < 0)
+		if (virt < va.capacity && resize_stored(p, &va, va.capacity, err) < 0)
 			goto out;
 	}
 	rc = ok_result(ret, json_pack("{s:I,s:b}", "next", (json_int_t)next, "done", next == size),

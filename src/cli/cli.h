@@ -129,6 +129,10 @@ int kc_cmd_pool_list(struct kc_cli *cli, const struct kc_args *a);
 int kc_cmd_pool_show(struct kc_cli *cli, const struct kc_args *a);
 int kc_cmd_pool_create(struct kc_cli *cli, const struct kc_args *a);
 int kc_cmd_pool_delete(struct kc_cli *cli, const struct kc_args *a);
+/* cmd_pool_prune.c: pool prune, and the per-host clean-up report (the
+ * "hosts" of pool prune and of image delete's "cleanup") */
+int kc_cmd_pool_prune(struct kc_cli *cli, const struct kc_args *a);
+void kc_cli_print_cleanup(FILE *out, const json_t *hosts, bool dry_run);
 /* cmd_vol.c */
 int kc_cmd_vol_create(struct kc_cli *cli, const struct kc_args *a);
 int kc_cmd_vol_list(struct kc_cli *cli, const struct kc_args *a);

@@ -81,9 +81,20 @@ int kc_cmd_image_show(struct kc_cli *cli, const struct kc_args *a)
 
 static void print_deleted(FILE *out, const json_t *a)
 {
+	json_t *c = json_object_get(a, "cleanup");
+	size_t i;
+	json_t *h;
+
 	fputs("deleted ", out);
 	kc_fmt_safe(out, json_string_value(json_object_get(a, "deleted")));
 	fputc('\n', out);
+	kc_cli_print_cleanup(out, json_object_get(c, "hosts"), false);
+	json_array_foreach(json_object_get(c, "not_reached"), i, h)
+	{
+		fputs("host ", out);
+		kc_fmt_safe(out, json_string_value(h));
+		fputs(": not reached, its copies stay until pool prune\n", out);
+	}
 }
 
 int kc_cmd_image_delete(struct kc_cli *cli, const struct kc_args *a)

@@ -64,6 +64,8 @@ static const struct kc_optdef net_create_opts[] = {
 	{"mtu", KC_OPT_VALUE},	   {"cidr", KC_OPT_VALUE},     {"gateway", KC_OPT_VALUE},
 	{"dhcp-start", KC_OPT_VALUE}, {"dhcp-end", KC_OPT_VALUE}, {NULL, 0},
 };
+static const struct kc_optdef pool_prune_opts[] = {
+	{"host", KC_OPT_VALUE}, {"dry-run", KC_OPT_FLAG}, {NULL, 0}};
 static const struct kc_optdef pool_create_opts[] = {
 	{"type", KC_OPT_VALUE},   {"host", KC_OPT_VALUE},      {"cluster", KC_OPT_VALUE},
 	{"path", KC_OPT_VALUE},   {"server", KC_OPT_VALUE},    {"export", KC_OPT_VALUE},
@@ -212,6 +214,8 @@ const struct kc_verb kc_verbs[] = {
 	 "[--vg VG] [--overcommit R]",
 	 1, 1, pool_create_opts},
 	{"pool", "delete", kc_cmd_pool_delete, "pool delete NAME", 1, 1, no_opts},
+	{"pool", "prune", kc_cmd_pool_prune, "pool prune NAME [--host H] [--dry-run]", 1, 1,
+	 pool_prune_opts},
 	/* cmd_vol.c */
 	{"vol", "create", kc_cmd_vol_create,
 	 "vol create NAME --size N[K|M|G|T] [--pool P] [--format qcow2|raw] [--host H]", 1, 1,

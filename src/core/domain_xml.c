@@ -639,6 +639,13 @@ int kc_hotdisk_xml_build(const struct kc_hotdisk *d, char **ret_xml, struct kc_e
 			kc_xmlw_attr(&x, "port", port);
 		}
 		kc_xmlw_end(&x);
+		if (strcmp(d->protocol, "nfs") == 0) {
+			/* As write_nfs_source: QEMU opens the file as root. */
+			kc_xmlw_start(&x, "identity");
+			kc_xmlw_attr(&x, "user", "root");
+			kc_xmlw_attr(&x, "group", "root");
+			kc_xmlw_end(&x);
+		}
 		if (d->initiator) {
 			kc_xmlw_start(&x, "initiator");
 			kc_xmlw_elem_attr(&x, "iqn", "name", d->initiator);

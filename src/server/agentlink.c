@@ -40,6 +40,7 @@
 #include "server.h"
 #include "tlslink.h"
 #include "validate.h"
+#include "volumes.h"
 
 #define HANDSHAKE_MS	  10000
 #define HELLO_MS	  30000
@@ -449,6 +450,7 @@ static int handle_hello(struct conn *c, const json_t *msg, struct kc_error *err)
 	fprintf(stderr, "agent link: host %s connected from %s (agent %s)\n", c->host, c->peer,
 		version);
 	reconcile_host(srv, c->host, domains, creating);
+	kc_volume_reconcile_spawn(srv, c->host); /* asks the host: not on this thread */
 	/* Flags, not refusals (cpucheck.c): the scheduler avoids the host. */
 	struct kc_error fe = {0};
 	if (kc_cluster_cpu_check(srv->db, c->host, facts, &fe) < 0 ||

@@ -93,6 +93,7 @@ static const struct kc_route routes[] = {
 	{"POST", "/api/v1/pools", kc_api_pool_create, false},
 	{"GET", "/api/v1/pools/:pool", kc_api_pool_show, false},
 	{"DELETE", "/api/v1/pools/:pool", kc_api_pool_delete, false},
+	{"POST", "/api/v1/pools/:pool/prune", kc_api_pool_prune, false}, /* image_cleanup.c */
 	/* Volumes (api_volumes.c; a user's own, authz.c). */
 	{"GET", "/api/v1/volumes", kc_api_volumes_list, false},
 	{"POST", "/api/v1/volumes", kc_api_volume_create, false},

@@ -260,6 +260,8 @@ int kc_api_image_delete(struct kc_call *c, struct kc_error *err)
 	kc_image_store_remove(c->srv, c->name, json_string_value(json_object_get(row, "format")));
 	if (kc_db_image_delete(c->srv->db, c->name, err) < 0)
 		return -1;
-	kc_http_json(c->resp, 200, json_pack("{s:s}", "deleted", c->name));
+	/* The record is gone first: no create sends the image again meanwhile. */
+	json_t *hosts = kc_images_forget_on_hosts(c->srv, row);
+	kc_http_json(c->resp, 200, json_pack("{s:s,s:o*}", "deleted", c->name, "cleanup", hosts));
 	return 0;
 }

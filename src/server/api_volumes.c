@@ -240,6 +240,7 @@ int kc_api_volume_create(struct kc_call *c, struct kc_error *err)
 			      *res = NULL;
 	struct kc_pool_def def = {0};
 	const char *name = NULL, *pool = KC_POOL_DEFAULT_NAME, *format = "qcow2", *host = NULL;
+	_cleanup_(kc_volume_busy_leave) struct kc_volume_busy *busy = NULL;
 	enum kc_vol_format fmt;
 	uint64_t size = 0;
 	int rc = -1;
@@ -286,7 +287,9 @@ int kc_api_volume_create(struct kc_call *c, struct kc_error *err)
 		kc_error_set(err, KC_ERR_UNAVAILABLE, "host \"%s\" is not connected", host);
 		goto out;
 	}
-	/* The record first: it claims the name and the quota. */
+	/* The record first: it claims the name and the quota.  Busy from
+	 * before it exists: a hello's settlement leaves it alone. */
+	busy = kc_volume_busy_enter(srv, name);
 	if (kc_db_volume_insert(
 		    srv->db,
 		    &(struct kc_db_volume){.name = name,
@@ -374,6 +377,8 @@ out:
 
 int kc_api_volume_delete(struct kc_call *c, struct kc_error *err)
 {
+	_cleanup_(kc_volume_busy_leave) struct kc_volume_busy *busy =
+		kc_volume_busy_enter(c->srv, c->name);
 	struct kc_server *srv = c->srv;
 	_cleanup_json_ json_t *row = NULL, *res = NULL;
 	struct where w = {0};
@@ -440,6 +445,8 @@ static int usable_vm(struct kc_call *c, const char *vm, const json_t *vol, json_
 int kc_api_volume_attach(struct kc_call *c, struct kc_error *err)
 {
 	static const char *const keys[] = {"vm", NULL};
+	_cleanup_(kc_volume_busy_leave) struct kc_volume_busy *busy =
+		kc_volume_busy_enter(c->srv, c->name);
 	struct kc_server *srv = c->srv;
 	_cleanup_json_ json_t *body = NULL, *row = NULL, *vm = NULL, *res = NULL;
 	struct where w = {0};
@@ -487,6 +494,8 @@ out:
 
 int kc_api_volume_detach(struct kc_call *c, struct kc_error *err)
 {
+	_cleanup_(kc_volume_busy_leave) struct kc_volume_busy *busy =
+		kc_volume_busy_enter(c->srv, c->name);
 	struct kc_server *srv = c->srv;
 	_cleanup_json_ json_t *row = NULL, *vm = NULL, *res = NULL;
 	struct where w = {0};
@@ -540,6 +549,8 @@ int kc_volumes_vm_check_free(struct kc_server *srv, const char *vm, struct kc_er
 
 int kc_api_volume_upload(struct kc_call *c, struct kc_error *err)
 {
+	_cleanup_(kc_volume_busy_leave) struct kc_volume_busy *busy =
+		kc_volume_busy_enter(c->srv, c->name);
 	struct kc_server *srv = c->srv;
 	_cleanup_json_ json_t *row = NULL;
 	struct where w = {0};

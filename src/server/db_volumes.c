@@ -261,3 +261,37 @@ int kc_db_volume_attached(struct kc_db *db, const char *vm, json_t **ret, struct
 	*ret = out;
 	return 0;
 }
+
+int kc_db_volume_settle(struct kc_db *db, const char *name, const char *from,
+			enum kc_vol_settle how, const char *vm, const char *target,
+			bool *ret_changed, struct kc_error *err)
+{
+	static const char *const sql[] = {
+		[KC_VOL_SETTLE_DROP] = "DELETE FROM volumes WHERE name = $1 AND state = $2",
+		[KC_VOL_SETTLE_READY] = "UPDATE volumes SET state = 'ready' "
+					"WHERE name = $1 AND state = $2",
+		[KC_VOL_SETTLE_ATTACHED] = "UPDATE volumes SET state = 'ready', attached_to = $3, "
+					   "target = $4 WHERE name = $1 AND state = $2",
+		[KC_VOL_SETTLE_DETACHED] =
+			"UPDATE volumes SET state = 'ready', attached_to = NULL, "
+			"target = NULL WHERE name = $1 AND state = $2",
+	};
+	int64_t changes = 0;
+
+	if ((unsigned)how >= KC_ARRAY_SIZE(sql) ||
+	    (how == KC_VOL_SETTLE_ATTACHED && (!vm || !target)))
+		return kc_error_set(err, KC_ERR_INTERNAL, "bad volume settlement");
+	int rc =
+		how == KC_VOL_SETTLE_ATTACHED
+			? kc_db_exec(db, sql[how],
+				     KC_DB_PARAMS(KC_DB_TEXT(name), KC_DB_TEXT(from),
+						  KC_DB_TEXT(vm), KC_DB_TEXT(target)),
+				     &changes, err)
+			: kc_db_exec(db, sql[how], KC_DB_PARAMS(KC_DB_TEXT(name), KC_DB_TEXT(from)),
+				     &changes, err);
+	if (rc < 0)
+		return -1;
+	if (ret_changed)
+		*ret_changed = changes > 0;
+	return 0;
+}

@@ -57,3 +57,19 @@ int kc_db_volume_upload_end(struct kc_db *db, const char *name, struct kc_error 
 int kc_db_volume_gib_used(struct kc_db *db, const char *owner, int64_t *ret, struct kc_error *err);
 /* The volumes attached to `vm` (names, a JSON array). */
 int kc_db_volume_attached(struct kc_db *db, const char *vm, json_t **ret, struct kc_error *err);
+
+/* Crash settlement (volume_reconcile.c): only while the row is still in
+ * state `from`.  KC_VOL_SETTLE_DROP deletes it (its quota goes with it);
+ * _READY moves it to "ready" (an interrupted upload keeps upload_bytes
+ * and received_bytes: they mark its content as partial); _ATTACHED to
+ * "ready" attached to vm at target; _DETACHED to "ready" with the
+ * attachment cleared.  *ret_changed: whether the row was in `from`. */
+enum kc_vol_settle {
+	KC_VOL_SETTLE_DROP,
+	KC_VOL_SETTLE_READY,
+	KC_VOL_SETTLE_ATTACHED,
+	KC_VOL_SETTLE_DETACHED,
+};
+int kc_db_volume_settle(struct kc_db *db, const char *name, const char *from,
+			enum kc_vol_settle how, const char *vm, const char *target,
+			bool *ret_changed, struct kc_error *err);

@@ -127,8 +127,11 @@ int kc_host_call(struct kc_server *srv, const char *host, const char *op, const 
 unsigned kc_hostlink_timeout_s(const char *op, const json_t *args)
 {
 	if (strcmp(op, "vm.create") == 0 || strcmp(op, "vm.snapshot.create") == 0 ||
-	    strcmp(op, "vm.snapshot.revert") == 0 || /* QEMU saves or loads the guest's memory */
-	    strcmp(op, "vm.template.prepare") == 0)  /* flattens a whole disk */
+	    strcmp(op, "vm.snapshot.revert") == 0 ||  /* QEMU saves or loads the guest's memory */
+	    strcmp(op, "vm.template.prepare") == 0 || /* flattens a whole disk */
+	    strcmp(op, "image.commit") == 0 ||	      /* hashes and checks a whole image */
+	    strcmp(op, "vol.upload") == 0 ||	      /* the last chunk checks the whole volume */
+	    strcmp(op, "pool.prune") == 0)	      /* reads every volume's backing chain */
 		return CREATE_TIMEOUT_S;
 	if (strcmp(op, "vm.shutdown") == 0) {
 		json_t *t = json_object_get(args, "timeout_s");

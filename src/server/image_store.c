@@ -225,10 +225,38 @@ static int dl_progress(void *opaque, curl_off_t dltotal, curl_off_t dlnow, curl_
 	return 0;
 }
 
-/* Downloads `url` into `part` (created afresh). */
-static int download(const char *url, const char *part, kc_progress_fn progress, void *opaque,
-		    struct kc_error *err)
+int kc_image_ca_check(const char *file, char **ret, struct kc_error *err)
 {
+	_cleanup_free_ char *abs = realpath(file, NULL);
+	char buf[64 * 1024 + 1];
+	struct stat st;
+
+	if (!abs)
+		return kc_error_set_errno(err, KC_ERR_INVALID, errno, "--image-ca %s", file);
+	_cleanup_close_ int fd = open(abs, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return kc_error_set_errno(err, KC_ERR_INVALID, errno, "--image-ca %s", file);
+	if (!S_ISREG(st.st_mode) || st.st_size > (off_t)sizeof(buf) - 1)
+		return kc_error_set(err, KC_ERR_INVALID,
+				    "--image-ca %s: not a PEM file of at most 64 KiB", file);
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	buf[n > 0 ? n : 0] = '\0';
+	if (n <= 0 || !strstr(buf, "-----BEGIN CERTIFICATE-----"))
+		return kc_error_set(err, KC_ERR_INVALID, "--image-ca %s: no PEM certificate in it",
+				    file);
+	*ret = steal_ptr(&abs);
+	return 0;
+}
+
+/* Downloads `url` into `part` (created afresh).  Redirects: at most
+ * MAX_REDIRS, http(s) only, and never from https to http (what was asked
+ * over TLS is not fetched in clear); libcurl sends no credentials to
+ * another host on a redirect (none are sent at all). */
+#define MAX_REDIRS 5
+static int download(struct kc_server *srv, const char *url, const char *part,
+		    kc_progress_fn progress, void *opaque, struct kc_error *err)
+{
+	bool https = strncmp(url, "https://", 8) == 0;
 	struct dl d = {.progress = progress, .opaque = opaque};
 	char errbuf[CURL_ERROR_SIZE] = "";
 	long status = 0;
@@ -245,11 +273,13 @@ static int download(const char *url, const char *part, kc_progress_fn progress, 
 	curl_easy_setopt(cu, CURLOPT_URL, url);
 	/* http(s) only, redirects included: never file://, gopher://, ... */
 	curl_easy_setopt(cu, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(cu, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(cu, CURLOPT_REDIR_PROTOCOLS_STR, https ? "https" : "http,https");
 	curl_easy_setopt(cu, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(cu, CURLOPT_MAXREDIRS, 5L);
+	curl_easy_setopt(cu, CURLOPT_MAXREDIRS, (long)MAX_REDIRS);
 	curl_easy_setopt(cu, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(cu, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (srv->image_ca)
+		curl_easy_setopt(cu, CURLOPT_CAINFO, srv->image_ca);
 	curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(cu, CURLOPT_FAILONERROR, 1L);
 	curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT, 30L);
@@ -276,6 +306,18 @@ static int download(const char *url, const char *part, kc_progress_fn progress, 
 				    (unsigned long long)KC_IMAGE_MAX_BYTES);
 	if (rc == CURLE_HTTP_RETURNED_ERROR)
 		return kc_error_set(err, KC_ERR_INVALID, "the URL answered HTTP %ld", status);
+	if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE)
+		return kc_error_set(err, KC_ERR_INVALID,
+				    "the image server's certificate is not trusted (%s); give its "
+				    "CA to the server with --image-ca FILE",
+				    errbuf[0] ? errbuf : curl_easy_strerror(rc));
+	if (rc == CURLE_TOO_MANY_REDIRECTS)
+		return kc_error_set(err, KC_ERR_INVALID, "more than %d redirects", MAX_REDIRS);
+	if (rc == CURLE_UNSUPPORTED_PROTOCOL && https)
+		return kc_error_set(
+			err, KC_ERR_INVALID,
+			"a redirect from https to another scheme (http) was refused: %s",
+			errbuf[0] ? errbuf : curl_easy_strerror(rc));
 	return kc_error_set(err, KC_ERR_UNAVAILABLE, "download failed: %s",
 			    errbuf[0] ? errbuf : curl_easy_strerror(rc));
 }
@@ -304,7 +346,7 @@ int kc_image_op_run(struct kc_server *srv, const char *kind, const char *target,
 			       err) < 0)
 		return -1;
 	_cleanup_free_ char *part = kc_image_store_path(srv, target, format, true, err);
-	if (!part || download(url, part, progress, opaque, err) < 0 ||
+	if (!part || download(srv, url, part, progress, opaque, err) < 0 ||
 	    kc_db_image_get(srv->db, target, &row, err) < 0 ||
 	    kc_image_finish(srv, row, sha256, err) < 0) {
 		/* The record stays, in error, saying why (delete it to retry). */

@@ -34,6 +34,11 @@ int kc_image_store_open(struct kc_server *srv, FILE *log, struct kc_error *err);
 char *kc_image_store_path(struct kc_server *srv, const char *name, const char *format, bool part,
 			  struct kc_error *err);
 
+/* --image-ca FILE (trusted for https image URLs besides the system's CAs,
+ * docs/storage.md): checks that FILE is a readable regular file holding at
+ * least one PEM certificate; *ret its absolute path (malloc'd). */
+int kc_image_ca_check(const char *file, char **ret, struct kc_error *err);
+
 /* The job kinds "image.register" (a URL download): run by jobs.c. */
 int kc_image_op_run(struct kc_server *srv, const char *kind, const char *target, const char *owner,
 		    const json_t *args, kc_progress_fn progress, void *opaque, json_t **ret,
@@ -59,6 +64,14 @@ void kc_image_store_remove(struct kc_server *srv, const char *name, const char *
  * Names without a record are left to the host (files placed by hand). */
 int kc_images_ensure_for_vm(struct kc_server *srv, const char *host, const json_t *request,
 			    struct kc_error *err);
+
+/* After a delete (image_cleanup.c): asks every reachable host to remove
+ * the ready image's cached copy and its linked-clone bases in the pools the
+ * host has (image.forget); what a disk still uses stays.  The report:
+ * {"hosts": [each host's answer or {"host","error"}], "not_reached": [..]}. */
+json_t *kc_images_forget_on_hosts(struct kc_server *srv, const json_t *row);
+/* POST /api/v1/pools/{name}/prune (image_cleanup.c, admin only). */
+int kc_api_pool_prune(struct kc_call *c, struct kc_error *err);
 
 /* The API object of a record. */
 json_t *kc_image_view(const json_t *row);

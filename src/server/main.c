@@ -41,6 +41,8 @@ static void usage(FILE *f)
 		"  --job-retention DAYS  finished jobs are deleted after DAYS (default 7)\n"
 		"  --server-dead-after S another server silent for S seconds is dead: its\n"
 		"                        running jobs are settled here (default 300)\n"
+		"  --image-ca FILE       CA certificates (PEM) trusted for https image URLs,\n"
+		"                        besides the system's\n"
 		"  --agent-config FILE   agent settings (default <data-dir>/agent.conf if "
 		"present)\n"
 		"  -o KEY=VALUE          agent setting, overrides the file (repeatable)\n"
@@ -72,6 +74,7 @@ int main(int argc, char **argv)
 		OPT_MEM_OVERCOMMIT,
 		OPT_JOB_RETENTION,
 		OPT_SERVER_DEAD_AFTER,
+		OPT_IMAGE_CA,
 	};
 	static const struct option longopts[] = {
 		{"all-in-one", no_argument, NULL, OPT_ALL_IN_ONE},
@@ -93,6 +96,7 @@ int main(int argc, char **argv)
 		{"mem-overcommit", required_argument, NULL, OPT_MEM_OVERCOMMIT},
 		{"job-retention", required_argument, NULL, OPT_JOB_RETENTION},
 		{"server-dead-after", required_argument, NULL, OPT_SERVER_DEAD_AFTER},
+		{"image-ca", required_argument, NULL, OPT_IMAGE_CA},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -188,6 +192,9 @@ int main(int argc, char **argv)
 				opts.server_dead_after_s = (long)v;
 			break;
 		}
+		case OPT_IMAGE_CA:
+			opts.image_ca = optarg;
+			break;
 		case 'o':
 			if (opts.n_overrides == MAX_OVERRIDES) {
 				fprintf(stderr, "kvmcloud-server: at most %d -o options\n",

@@ -18,6 +18,7 @@
 #include "json_util.h"
 #include "kc-config.h"
 #include "reconcile.h"
+#include "volumes.h"
 #include "jobs.h"
 #include "images.h"
 #include "peerlink.h"
@@ -212,6 +213,9 @@ int kc_server_open(const struct kc_server_opts *o, struct kc_server **ret, struc
 		kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 		goto fail;
 	}
+	/* Image downloads run later, in jobs: a bad file fails the start now. */
+	if (o->image_ca && kc_image_ca_check(o->image_ca, &srv->image_ca, err) < 0)
+		goto fail;
 
 	const char *listen = o->listen ? o->listen : KC_DEFAULT_LISTEN;
 	if (kc_listen_parse(listen, &srv->addr, &loopback, err) < 0)
@@ -275,6 +279,10 @@ int kc_server_open(const struct kc_server_opts *o, struct kc_server **ret, struc
 
 	if (kc_reconcile_startup(srv, stderr, err) < 0)
 		goto fail;
+	/* Volume records too: no request runs yet (volumes.h). */
+	kc_error_clear(&cerr);
+	if (kc_volume_reconcile_host(srv, srv->host_name, stderr, &cerr) < 0)
+		fprintf(stderr, "warning: volume reconciliation: %s\n", cerr.message);
 	kc_agent_set_event_cb(srv->agent, kc_reconcile_event, srv);
 agent_done:
 	/* After reconciliation: the rule for orphaned creates reads its result. */
@@ -390,6 +398,8 @@ void kc_server_free(struct kc_server *srv)
 	if (srv->inst_ready)
 		ulfius_clean_instance(&srv->inst);
 	/* Agents after HTTP (no call in flight any more), before the database. */
+	/* Hello settlements call hosts and the database too. */
+	kc_volume_reconcile_stop(srv);
 	kc_jobs_free(srv); /* workers call hosts and the database */
 	kc_peerlink_stop(srv->plink);
 	srv->plink = NULL;
@@ -403,6 +413,7 @@ void kc_server_free(struct kc_server *srv)
 	free_pem(&srv->tls_key_pem);
 	free_pem(&srv->tls_cert_pem);
 	free(srv->host_name);
+	free(srv->image_ca);
 	free(srv->data_dir);
 	free(srv);
 }

@@ -43,6 +43,7 @@ struct kc_server_opts {
 	/* Finished jobs kept; a server silent this long is dead (seconds;
 	 * 0: the defaults, jobs_sweep.h). */
 	long job_retention_s, server_dead_after_s;
+	const char *image_ca; /* PEM CAs image downloads trust besides the system's */
 };
 
 struct kc_server {
@@ -73,6 +74,8 @@ struct kc_server {
 	struct kc_jobs *jobs; /* the job runner (jobs.h) */
 	long job_retention_s, server_dead_after_s; /* jobs_sweep.h; 0: defaults */
 	struct kc_peerlink *plink; /* calls forwarded to other servers (peerlink.h) */
+	struct kc_volume_reconciler *volrec; /* hello settlements (volumes.h) */
+	char *image_ca;		   /* absolute path of --image-ca, or NULL */
 };
 
 /* Checks the options, opens the database, starts the embedded agent,

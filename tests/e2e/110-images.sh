@@ -109,8 +109,54 @@ check "kce2e-img2 boots on $H" wait_ready kce2e-img2 180
 check "a second VM from it (and a third, at once)" bash -c \
 	"kc vm create kce2e-img3 --image kce2e-lib --memory 128 --host $H --no-start >/dev/null & kc vm create kce2e-img4 --image kce2e-lib --memory 128 --host $H --no-start >/dev/null; r=\$?; wait \$! && [ \$r = 0 ]"
 check "the image was copied once" test "$(grep -c 'image kce2e-lib copied to host' "$SDATA/server.log")" = 1
+
+# ---- clean-up: pool prune, image delete (docs/storage.md, "Clean-up") ----
+APOOL=$KC_E2E_DATA/agent-$H/pool
+LIBBASE=$(cd "$APOOL" && ls base-kce2e-lib-*.qcow2 2>/dev/null | head -1)
+check "the VMs share one base of the image in $H's default pool" test -n "$LIBBASE"
+# Left-overs of an image deleted while the host was away: a base nothing
+# uses and a cached copy the library no longer lists.
+cp "$APOOL/$LIBBASE" "$APOOL/base-kce2e-im-gone-0123456789abcdef.qcow2"
+chmod 0444 "$APOOL/base-kce2e-im-gone-0123456789abcdef.qcow2"
+cp "$AIMG/kce2e-lib.qcow2" "$AIMG/kce2e-im-gone.qcow2"
+touch "$AIMG/.kce2e-im-gone.qcow2.cached"
+# A file placed by hand (no .cached mark) and a user's volume of a base's
+# name (not read-only) are never pruned.
+cp "$AIMG/kce2e-lib.qcow2" "$AIMG/kce2e-im-byhand.qcow2"
+cp "$APOOL/$LIBBASE" "$APOOL/base-kce2e-im-mine-0123456789abcdef.qcow2"
+chmod 0600 "$APOOL/base-kce2e-im-mine-0123456789abcdef.qcow2"
+out=$(kc pool prune default --dry-run 2>&1)
+echo "$out" | sed 's/^/# /'
+check "prune --dry-run names the unused base and cached copy" bash -c \
+	"grep -q 'would remove .*base-kce2e-im-gone-0123456789abcdef.qcow2' <<<'$out' && grep -q 'would remove .*/kce2e-im-gone.qcow2' <<<'$out'"
+check "and keeps the base the VMs use, naming them" bash -c \
+	"grep -q 'kept .*$LIBBASE, in use by: .*kce2e-img' <<<'$out'"
+check "a dry run removes nothing" test -e "$APOOL/base-kce2e-im-gone-0123456789abcdef.qcow2" -a -e "$AIMG/kce2e-im-gone.qcow2"
+check "it never names hand-placed files, the library's copy or a user's volume" bash -c \
+	"! grep -Eq 'kce2e-im-byhand|base-kce2e-im-mine|remove .*/kce2e-lib.qcow2|remove .*kctest' <<<'$out'"
+check_err "prune on a host the pool is not on" "not on host" kc pool prune default --host kce2e-nohost
+kc user create kce2e-imu --role user >/dev/null 2>&1
+ut=$(kc --json token create --user kce2e-imu | json_get 'd["token"]')
+st=$(curl -s --cacert "$KVMCLOUD_CA" -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $ut" "$KC_URL/api/v1/pools/default/prune")
+check "a user's POST /pools/default/prune is 403" test "$st" = 403
+kc user delete kce2e-imu >/dev/null 2>&1
+out=$(kc pool prune default --host $H 2>&1)
+echo "$out" | sed 's/^/# /'
+check "prune removes them and says how much it freed" bash -c \
+	"grep -q 'removed .*base-kce2e-im-gone-0123456789abcdef.qcow2' <<<'$out' && grep -q '^freed [0-9.]* [KMG]iB in pool default' <<<'$out'"
+check "they are gone, with the cached copy's records" bash -c \
+	"! ls -a '$APOOL' '$AIMG' | grep -q kce2e-im-gone"
+check "what is used or not ours stays" test -e "$APOOL/$LIBBASE" -a -e "$AIMG/kce2e-lib.qcow2" \
+	-a -e "$AIMG/kce2e-im-byhand.qcow2" -a -e "$APOOL/base-kce2e-im-mine-0123456789abcdef.qcow2" -a -e "$AIMG/kctest.qcow2"
+check "the VMs still start" bash -c "kc vm start kce2e-img3 >/dev/null && kc vm destroy kce2e-img3 >/dev/null"
+rm -f "$AIMG/kce2e-im-byhand.qcow2" "$APOOL/base-kce2e-im-mine-0123456789abcdef.qcow2"
+
 check "delete the VMs" bash -c "kc vm destroy kce2e-img2 >/dev/null; for v in kce2e-img2 kce2e-img3 kce2e-img4; do kc vm delete \$v >/dev/null || exit 1; done"
-check "delete the image" kc image delete kce2e-lib
+out=$(kc image delete kce2e-lib 2>&1)
+echo "$out" | sed 's/^/# /'
+check "delete the image: the host's cached copy and base are removed" bash -c \
+	"grep -q 'removed .*/images/kce2e-lib.qcow2' <<<'$out' && grep -q 'removed .*$LIBBASE' <<<'$out'"
+check "they are gone from $H" bash -c "! ls -a '$AIMG' '$APOOL' | grep -q kce2e-lib"
 cluster_cleanup
 http_stop
 rm -rf "$WWW"
