@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "server.h"
+#include "ws_guard.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -310,6 +311,10 @@ int kc_server_start(struct kc_server *srv, const struct kc_server_opts *o, struc
 	FILE *out = o->out ? o->out : stdout;
 	int rc;
 
+	/* Consoles are WebSockets: see ws_guard.c for the library race. */
+	if (!kc_ws_guard_active())
+		fprintf(out, "warning: libulfius's WebSocket list is not guarded (ws_guard.c); "
+			     "concurrent consoles may crash the server\n");
 	if (srv->addr.ss_family == AF_INET6)
 		rc = ulfius_init_instance_ipv6(
 			&srv->inst, ntohs(((struct sockaddr_in6 *)&srv->addr)->sin6_port),

@@ -19,6 +19,7 @@
 #include "kctest.h"
 #include "server.h"
 #include "srvtest.h"
+#include "ws_guard.h"
 
 static struct srvtest S;
 
@@ -67,6 +68,12 @@ KC_TEST(server_starts_and_writes_token_file_0600)
 	snprintf(path, sizeof(path), "%s/kvmcloud.db", S.dir);
 	KC_CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
 	KC_CHECK(stat(S.dir, &st) == 0);
+}
+
+/* libulfius's own functions would race add and remove (ws_guard.c). */
+KC_TEST(websocket_list_is_guarded)
+{
+	KC_CHECK(kc_ws_guard_active());
 }
 
 KC_TEST(openapi_is_the_only_public_route)
