@@ -8,7 +8,7 @@ DATA_DIR   ?= /var/lib/kvmcloud
 CACHE_DIR  ?= /var/cache/kvmcloud
 IMAGE      := $(CACHE_DIR)/test-image/kctest.qcow2
 
-.PHONY: all bootstrap build build-asan image run check check-long bench bench-fleet bench-clone format clean
+.PHONY: all bootstrap build build-asan image run check check-long bench bench-fleet bench-clone bench-net format clean
 
 all: build
 
@@ -54,6 +54,13 @@ bench-clone: bootstrap
 bench-fleet: bootstrap
 	$(MAKE) build
 	bench/fleet.sh $(BUILD)
+
+# Networking: iperf3 over bridge / NAT / VXLAN / OVS netdev beside a raw veth
+# pair, 100 nft rules via libnftables vs nft -f, a libvirt NAT network via
+# the API vs virsh (docs/benchmarks.md).
+bench-net: bootstrap
+	$(MAKE) build
+	bench/net.sh $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c' 'tests/*.h')

@@ -19,7 +19,9 @@ PACKAGES="build-essential meson ninja-build pkg-config
   fdisk e2fsprogs xorriso dnsmasq-base iproute2 procps curl ca-certificates
   python3 time gnutls-bin openssl wrk
   libvirt-daemon-driver-storage-iscsi-direct qemu-block-extra libnfs-dev
-  tgt nfs-ganesha nfs-ganesha-vfs rpcbind"
+  tgt nfs-ganesha nfs-ganesha-vfs rpcbind
+  openvswitch-switch nftables libnftables-dev iptables ebtables ethtool iperf3
+  iputils-ping tcpdump netcat-openbsd"
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 

@@ -19,6 +19,12 @@
 #                                   its namespaces; --purge also removes its state
 #   simhost.sh stop --all [--purge] the same for every simulated host
 #   simhost.sh exec NAME CMD...     run CMD inside the host's namespaces
+#   simhost.sh ovs NAME             start (or find running) Open vSwitch inside
+#                                   the host: ovsdb-server + ovs-vswitchd with
+#                                   their database in the host's state folder,
+#                                   sockets in its private /run/openvswitch;
+#                                   bridges must use datapath_type=netdev
+#                                   (this kernel has no openvswitch module)
 #   simhost.sh uri NAME             print the URI for use from outside
 #   simhost.sh list                 NAME INDEX ADDRESS STATE URI, one host a line
 #                                   (STATE: running, down = namespaces but no
@@ -385,6 +391,29 @@ cmd_exec() {
 	exec nsenter --net="/run/netns/$(netns_of "$name")" --mount="$(mntns_of "$name")" -- "$@"
 }
 
+cmd_ovs() {
+	local name=${1:-} d
+	valid_name "$name" || die "bad name '$name'"
+	command -v ovs-vswitchd >/dev/null || die "ovs-vswitchd not found (package openvswitch-switch)"
+	mntns_alive "$name" && netns_alive "$name" || die "$name is not running"
+	d="$(state_dir "$name")/ovs"
+	mkdir -p "$d" "$(state_dir "$name")/run/openvswitch"
+	if in_host "$name" ovs-vsctl --timeout=5 show >/dev/null 2>&1; then
+		echo "$name ovs running"
+		return 0
+	fi
+	[ -f "$d/conf.db" ] || ovsdb-tool create "$d/conf.db" /usr/share/openvswitch/vswitch.ovsschema
+	in_host "$name" ovsdb-server "$d/conf.db" --remote=punix:/run/openvswitch/db.sock \
+		--pidfile=/run/openvswitch/ovsdb-server.pid --unixctl=/run/openvswitch/ovsdb-server.ctl \
+		--detach --no-chdir -vconsole:off --log-file="$d/ovsdb-server.log"
+	in_host "$name" ovs-vsctl --no-wait init
+	in_host "$name" ovs-vswitchd unix:/run/openvswitch/db.sock \
+		--pidfile=/run/openvswitch/ovs-vswitchd.pid --unixctl=/run/openvswitch/ovs-vswitchd.ctl \
+		--detach --no-chdir -vconsole:off --log-file="$d/ovs-vswitchd.log"
+	in_host "$name" ovs-vsctl --timeout=10 show >/dev/null || die "$name: ovs-vswitchd does not answer"
+	echo "$name ovs started"
+}
+
 cmd_list() {
 	local n idx state
 	for n in $(all_names); do
@@ -406,6 +435,7 @@ case $cmd in
 start) [ $# -ge 1 ] && [ $# -le 2 ] || usage; cmd_start "$@" ;;
 stop) [ $# -ge 1 ] || usage; cmd_stop "$@" ;;
 exec) cmd_exec "$@" ;;
+ovs) cmd_ovs "$@" ;;
 uri) valid_name "${1:-}" || usage; uri_of "$1" ;;
 list) cmd_list ;;
 *) usage ;;

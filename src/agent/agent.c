@@ -10,6 +10,9 @@
 
 #include "agent_priv.h"
 #include "cleanup.h"
+#include "sg_nft.h"
+#include "hostfw.h"
+#include "hostnet.h"
 
 /* An absolute folder from the config, created if missing, made canonical so
  * that it compares equal to the path libvirt reports for the pool. */
@@ -106,7 +109,8 @@ static int read_config(struct kc_agent *a, const struct kc_config *cfg, struct k
 	a->host_name = hn && *hn ? strdup(hn) : default_host_name();
 	if (!a->probe_image || !a->accel_cfg || !a->host_name)
 		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
-	return 0;
+	/* Where the host firewall lives (hostfw.h): `check` reports it too. */
+	return kc_hostfw_configure(cfg, err);
 }
 
 /* Connects and settles what depends on the host: accelerator, CPU mode,
@@ -141,7 +145,7 @@ int kc_agent_new(const struct kc_config *cfg, struct kc_agent **ret, struct kc_e
 	pthread_mutex_init(&a->event_lock, NULL);
 	pthread_mutex_init(&a->probe_lock, NULL);
 	a->lifecycle_cb = -1;
-	if (read_config(a, cfg, err) < 0 || agent_start(a, err) < 0) {
+	if (read_config(a, cfg, err) < 0 || agent_start(a, err) < 0 || kc_sg_init(a, err) < 0) {
 		kc_agent_free(a);
 		return -1;
 	}
@@ -153,6 +157,8 @@ void kc_agent_free(struct kc_agent *a)
 {
 	if (!a)
 		return;
+	kc_sg_free(a); /* its worker uses the connection */
+	kc_hostnet_free(a->hostnet);
 	kc_conn_close(a);
 	free(a->uri);
 	free(a->data_dir);

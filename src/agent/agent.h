@@ -36,6 +36,7 @@ struct kc_agent;
  *   probe.image        image booted by the KVM probe (default <images.dir>/kctest.qcow2)
  *   probe.timeout      seconds (default 20)
  *   host.name          default: the FQDN / hostname
+ *   firewall.file      default /etc/kvmcloud/firewall.nft (hostfw.h)
  */
 int kc_agent_new(const struct kc_config *cfg, struct kc_agent **ret, struct kc_error *err);
 void kc_agent_free(struct kc_agent *agent); /* accepts NULL */

@@ -71,6 +71,9 @@ struct kc_agent {
 	 * another's probe takes its result instead of probing again. */
 	pthread_mutex_t probe_lock;
 	uint64_t probe_gen;
+
+	struct kc_sg *sg; /* security groups (sg_nft.c) */
+	struct kc_hostnet *hostnet; /* host networks (hostnet.c): made on first use */
 };
 
 /* ---- conn.c ---- */

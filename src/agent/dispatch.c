@@ -9,8 +9,12 @@
 
 #include "cleanup.h"
 #include "dispatch.h"
+#include "gnet_agent.h"
+#include "hostfw.h"
+#include "hostnet.h"
 #include "json_util.h"
 #include "pool.h"
+#include "sg_nft.h"
 #include "validate.h"
 #include "vmspec.h"
 
@@ -69,15 +73,20 @@ static int v_check(const json_t *args, struct op_args *oa, struct kc_error *err)
 static int v_create(const json_t *args, struct op_args *oa, struct kc_error *err)
 {
 	json_t *def = json_object_get(args, "pool_def");
-	if (!def)
-		return kc_vm_request_from_json(args, &oa->req, err);
+	json_t *nic_defs = json_object_get(args, "nic_defs"); /* gnet.h */
 	_cleanup_json_ json_t *req = json_copy((json_t *)args);
-	if (!req || json_object_del(req, "pool_def") < 0)
+	if (!req)
 		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
-	if (kc_pool_def_from_json(def, NULL, false, &oa->pool, err) < 0)
+	json_object_del(req, "pool_def");
+	json_object_del(req, "nic_defs");
+	if (def) {
+		if (kc_pool_def_from_json(def, NULL, false, &oa->pool, err) < 0)
+			return -1;
+		oa->has_pool = true;
+	}
+	if (kc_vm_request_from_json(req, &oa->req, err) < 0)
 		return -1;
-	oa->has_pool = true;
-	return kc_vm_request_from_json(req, &oa->req, err);
+	return kc_gnet_resolve_nics(&oa->req, nic_defs, err);
 }
 
 static int v_shutdown(const json_t *args, struct op_args *oa, struct kc_error *err)
@@ -421,6 +430,65 @@ static int r_template_done(struct kc_agent *a, struct op_args *oa, json_t **ret,
 	return kc_agent_template_done(a, oa->raw, ret, err);
 }
 
+/* net.* check their own args (gnet_agent.h). */
+static int r_net_ensure(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc_error *err)
+{
+	return kc_agent_net_ensure(a, oa->raw, ret, err);
+}
+
+static int r_net_remove(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc_error *err)
+{
+	return kc_agent_net_remove(a, oa->raw, ret, err);
+}
+
+static int r_net_dhcp_host(struct kc_agent *a, struct op_args *oa, json_t **ret,
+			   struct kc_error *err)
+{
+	return kc_agent_net_dhcp_host(a, oa->raw, ret, err);
+}
+
+/* host.firewall.* check their own args (hostfw.h). */
+#define HOSTFW_OP(fn)                                                                              \
+	static int r_##fn(struct kc_agent *a, struct op_args *oa, json_t **ret,                   \
+			  struct kc_error *err)                                                    \
+	{                                                                                          \
+		return kc_##fn(oa->raw, ret, err);                                                 \
+	}
+HOSTFW_OP(hostfw_apply)
+HOSTFW_OP(hostfw_confirm)
+HOSTFW_OP(hostfw_peers)
+HOSTFW_OP(hostfw_show)
+
+/* Security groups (sg_nft.c). */
+static int r_sg_apply(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc_error *err)
+{
+	return kc_agent_sg_apply(a, oa->raw, ret, err);
+}
+
+static int r_sg_show(struct kc_agent *a, struct op_args *oa, json_t **ret, struct kc_error *err)
+{
+	return kc_agent_sg_show(a, ret, err);
+}
+
+/* Host networks (hostnet.c checks its args). */
+static int r_hostnet_apply(struct kc_agent *a, struct op_args *oa, json_t **ret,
+			   struct kc_error *err)
+{
+	return kc_agent_hostnet_apply(a, oa->raw, ret, err);
+}
+
+static int r_hostnet_confirm(struct kc_agent *a, struct op_args *oa, json_t **ret,
+			     struct kc_error *err)
+{
+	return kc_agent_hostnet_confirm(a, oa->raw, ret, err);
+}
+
+static int r_hostnet_show(struct kc_agent *a, struct op_args *oa, json_t **ret,
+			  struct kc_error *err)
+{
+	return kc_agent_hostnet_show(a, ret, err);
+}
+
 static const struct op ops[] = {
 	{"host.facts", k_none, v_none, r_facts},
 	{"host.check", k_check, v_check, r_check},
@@ -460,6 +528,18 @@ static const struct op ops[] = {
 	{"vol.detach", NULL, v_raw, r_vol_detach},
 	{"vol.upload", NULL, v_raw, r_vol_upload},
 	{"vol.download", NULL, v_raw, r_vol_download},
+	{"net.ensure", NULL, v_raw, r_net_ensure},
+	{"net.remove", NULL, v_raw, r_net_remove},
+	{"net.dhcp_host", NULL, v_raw, r_net_dhcp_host},
+	{"sg.apply", NULL, v_raw, r_sg_apply}, /* sg_nft.c checks its args */
+	{"sg.show", k_none, v_none, r_sg_show},
+	{"host.firewall.apply", NULL, v_raw, r_hostfw_apply},
+	{"host.firewall.confirm", NULL, v_raw, r_hostfw_confirm},
+	{"host.firewall.peers", NULL, v_raw, r_hostfw_peers},
+	{"host.firewall.show", NULL, v_raw, r_hostfw_show},
+	{"host.net.apply", NULL, v_raw, r_hostnet_apply},
+	{"host.net.confirm", NULL, v_raw, r_hostnet_confirm},
+	{"host.net.show", k_none, v_none, r_hostnet_show},
 };
 
 static const struct op *op_find(const char *name)

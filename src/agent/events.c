@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* events.c - libvirt lifecycle events passed on to the agent's callback. */
 #include "agent_priv.h"
+#include "sg_nft.h"
 
 static const char *lifecycle_name(int event)
 {
@@ -31,6 +32,9 @@ static const char *lifecycle_name(int event)
 static int lifecycle_cb(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
 {
 	kc_agent_emit(opaque, virDomainGetName(dom), lifecycle_name(event));
+	/* A start (or migration in) makes a new tap, a stop frees one. */
+	if (event == VIR_DOMAIN_EVENT_STARTED || event == VIR_DOMAIN_EVENT_STOPPED)
+		kc_sg_kick(opaque);
 	return 0;
 }
 

@@ -17,6 +17,8 @@
 
 #include "agent_priv.h"
 #include "cleanup.h"
+#include "hostfw.h"
+#include "hostnet.h"
 #include "json_util.h"
 
 #define MIN_LIBVIRT    8000000UL
@@ -235,6 +237,21 @@ static void check_cpu_mode(struct kc_agent *a, struct check *c)
 		add(c, "cpu_mode", PASS, "%s", what);
 }
 
+/* The declared host network (hostnet.h), when there is one: a difference
+ * (missing bridge, wrong VLAN, missing address) fails the check. */
+static void check_host_network(struct kc_agent *a, struct check *c)
+{
+	char why[700];
+	bool ok = true;
+	json_t *diff = NULL;
+	struct kc_error e = {0};
+	if (kc_hostnet_check(a->data_dir, &ok, why, sizeof(why), &diff, &e) < 0)
+		add(c, "host_network", WARN, "cannot compare with the declaration: %s", e.message);
+	else if (diff)
+		add(c, "host_network", ok ? PASS : FAIL, "%s", why);
+	json_decref(diff);
+}
+
 int kc_host_check_run(struct kc_agent *a, virConnectPtr conn, json_t **ret, struct kc_error *err)
 {
 	struct check c = {.items = json_array(), .worst = PASS};
@@ -249,6 +266,10 @@ int kc_host_check_run(struct kc_agent *a, virConnectPtr conn, json_t **ret, stru
 	check_nic(&c);
 	check_security(conn, &c);
 	check_cpu_mode(a, &c);
+	char fw_why[1200];
+	int fw = kc_hostfw_check(fw_why, sizeof(fw_why));
+	add(&c, "host_firewall", fw ? WARN : PASS, "%s", fw_why);
+	check_host_network(a, &c);
 	*ret = json_pack("{s:s,s:o}", "summary", status_name[c.worst], "items", c.items);
 	if (!*ret)
 		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");

@@ -33,6 +33,7 @@
 #include "cleanup.h"
 #include "console_stream_agent.h"
 #include "dispatch.h"
+#include "hostfw.h"
 #include "io.h"
 #include "json_util.h"
 #include "kc-config.h"
@@ -464,6 +465,17 @@ static int handle_request(struct session *s, json_t *msg)
 	return 0;
 }
 
+/* The host firewall's @servers set follows the server list (hostfw.h). */
+static void hostfw_servers(struct kc_link *l)
+{
+	const char *strs[KC_LINK_ENDPOINTS_MAX];
+	const struct endpoint *e = l->n_pend ? l->pend : l->eps;
+	size_t n = l->n_pend ? l->n_pend : l->n_eps;
+	for (size_t i = 0; i < n && i < KC_LINK_ENDPOINTS_MAX; i++)
+		strs[i] = e[i].str;
+	kc_hostfw_link_endpoints(strs, n < KC_LINK_ENDPOINTS_MAX ? n : KC_LINK_ENDPOINTS_MAX);
+}
+
 /* {"type": "endpoints"}: the live-server list changed. */
 static int handle_endpoints(struct kc_link *l, const json_t *msg, struct kc_error *err)
 {
@@ -471,9 +483,11 @@ static int handle_endpoints(struct kc_link *l, const json_t *msg, struct kc_erro
 	if (!is_v1(msg))
 		return kc_error_set(err, KC_ERR_INVALID,
 				    "unsupported protocol version (need \"v\": 1)");
-	if (kc_json_check_keys(msg, keys, "endpoints", err) < 0)
+	if (kc_json_check_keys(msg, keys, "endpoints", err) < 0 ||
+	    endpoints_update(l, json_object_get(msg, "endpoints"), err) < 0)
 		return -1;
-	return endpoints_update(l, json_object_get(msg, "endpoints"), err);
+	hostfw_servers(l);
+	return 0;
 }
 
 /* Returns -1 when the message is a protocol error that closes the link. */
@@ -894,6 +908,7 @@ static bool session_run(struct kc_link *l, unsigned attempt, struct kc_error *er
 		goto out;
 	}
 	welcomed = true;
+	hostfw_servers(l);
 	link_log(l, "connected to %s:%s (server host \"%s\", heartbeat %u s) after %u attempt%s",
 		 l->host, l->port, host, s->heartbeat_s, attempt, attempt == 1 ? "" : "s");
 	if (pthread_create(&s->sender, NULL, sender_main, session_ref(s)) != 0) {

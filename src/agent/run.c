@@ -13,6 +13,8 @@
 #include "agent.h"
 #include "cleanup.h"
 #include "config.h"
+#include "hostfw.h"
+#include "hostnet.h"
 #include "link.h"
 #include "verbs.h"
 
@@ -138,7 +140,17 @@ static int run(const struct kc_cli_opts *o, struct kc_error *err)
 	int r = agent_open(cfg, &w.set, &a, err);
 	if (r != 0)
 		return r < 0 ? -1 : 0;
+	/* The host firewall as last confirmed, before the link is up. */
+	struct kc_error fwe = {0};
+	if (kc_hostfw_start(log_stderr, NULL, &fwe) < 0)
+		fprintf(stderr, "kvmcloud-agent: host firewall NOT loaded: %s\n", fwe.message);
+	/* A host network change a dead agent left unconfirmed: rolled back
+	 * (or re-armed for the time it had left) before the link is up. */
+	struct kc_error hne = {0};
+	if (kc_agent_hostnet_resume(a, &hne) < 0)
+		fprintf(stderr, "kvmcloud-agent: host network rollback: %s\n", hne.message);
 	if (kc_link_new(a, &lc, &link, err) < 0) {
+		kc_hostfw_stop();
 		kc_agent_free(a);
 		return -1;
 	}
@@ -156,6 +168,7 @@ static int run(const struct kc_cli_opts *o, struct kc_error *err)
 	 * wake the waiter either way. */
 	pthread_kill(waiter, SIGTERM);
 	pthread_join(waiter, NULL);
+	kc_hostfw_stop();
 	kc_agent_free(a);
 	kc_link_free(link);
 	return 0;

@@ -311,7 +311,13 @@ static int check_nics(virConnectPtr conn, const struct kc_vm_request *req, struc
 {
 	for (size_t i = 0; i < req->n_nics; i++) {
 		const struct kc_nic_request *n = &req->nics[i];
-		if (n->type == KC_NIC_NETWORK) {
+		if (n->network[0]) {
+			/* A guest network: the server ensured it here (net.ensure). */
+			if (!n->resolved)
+				return kc_error_set(err, KC_ERR_INVALID,
+						    "NIC %zu: network \"%s\" has no definition", i,
+						    n->network);
+		} else if (n->type == KC_NIC_NETWORK) {
 			if (kc_name_validate(n->source, "network name", err) < 0)
 				return -1;
 			virNetworkPtr net = virNetworkLookupByName(conn, n->source);
@@ -585,9 +591,13 @@ static int create_vm(struct kc_agent *a, virConnectPtr conn, const struct kc_vm_
 	def.n_nics = req->n_nics;
 	for (size_t i = 0; i < req->n_nics && i < KC_MAX_NICS; i++) {
 		def.nics[i].type = req->nics[i].type;
-		if (req->nics[i].type != KC_NIC_USER &&
-		    !(def.nics[i].source = strdup(req->nics[i].source)))
+		if (req->nics[i].resolved) {
+			if (kc_gnet_nic_attach(&req->nics[i].gnet, &def.nics[i], err) < 0)
+				return -1;
+		} else if (req->nics[i].type != KC_NIC_USER &&
+			   !(def.nics[i].source = strdup(req->nics[i].source))) {
 			return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+		}
 		if (req->nics[i].mac[0])
 			snprintf(def.nics[i].mac, sizeof(def.nics[i].mac), "%s", req->nics[i].mac);
 		else if (random_mac(def.nics[i].mac, err) < 0)

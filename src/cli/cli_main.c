@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "cli.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cleanup.h"
@@ -100,6 +102,24 @@ int kc_cli_main(int argc, char **argv)
 		return g.help ? KC_EXIT_OK : KC_EXIT_USAGE;
 	}
 	const char *noun = argv[next];
+	/* virsh-style "net-create" is "net create": split at the first '-'
+	 * when what precedes it is a noun we have. */
+	const char *dash = strchr(noun, '-');
+	if (dash && dash[1] && !noun_known(noun) && dash - noun < 32) {
+		char head[32];
+		snprintf(head, sizeof(head), "%.*s", (int)(dash - noun), noun);
+		if (noun_known(head)) {
+			_cleanup_free_ char **nargv = calloc((size_t)argc + 2, sizeof(char *));
+			if (!nargv)
+				return KC_EXIT_FAIL;
+			memcpy(nargv, argv, (size_t)next * sizeof(char *));
+			nargv[next] = head;
+			nargv[next + 1] = (char *)dash + 1;
+			memcpy(nargv + next + 2, argv + next + 1,
+			       (size_t)(argc - next - 1) * sizeof(char *));
+			return kc_cli_main(argc + 1, nargv);
+		}
+	}
 	if (!noun_known(noun)) {
 		fprintf(stderr, "kvmcloud: unknown command '");
 		kc_fmt_safe(stderr, noun);

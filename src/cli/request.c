@@ -53,8 +53,42 @@ static int set_str(json_t *obj, const char *key, const struct kc_args *a, const 
 	return set_new(obj, key, s, err);
 }
 
+/* NETWORK[,ip=A][,mac=M]: a NIC on a kvmcloud guest network. */
+static json_t *gnet_nic(const char *spec, struct kc_error *err)
+{
+	_cleanup_free_ char *copy = strdup(spec);
+	_cleanup_json_ json_t *nic = json_object();
+	char *save = NULL;
+	if (!copy || !nic) {
+		kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+		return NULL;
+	}
+	char *name = strtok_r(copy, ",", &save);
+	if (!name || kc_name_validate(name, "--nic network", err) < 0 ||
+	    set_new(nic, "network", json_string(name), err) < 0)
+		return NULL;
+	for (char *t = strtok_r(NULL, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		bool ip = strncmp(t, "ip=", 3) == 0, mac = strncmp(t, "mac=", 4) == 0;
+		if ((!ip && !mac) || json_object_get(nic, ip ? "ip" : "mac") ||
+		    (mac && kc_mac_validate(t + 4, false, NULL, NULL) < 0) ||
+		    (ip && strlen(t + 3) > 15)) {
+			kc_error_set(err, KC_ERR_INVALID,
+				     "--nic %s: expected NETWORK[,ip=A.B.C.D][,mac=MAC]", spec);
+			return NULL;
+		}
+		if (set_new(nic, ip ? "ip" : "mac", json_string(t + (ip ? 3 : 4)), err) < 0)
+			return NULL;
+	}
+	return steal_ptr(&nic);
+}
+
 json_t *kc_req_nic(const char *spec, struct kc_error *err)
 {
+	/* Not user, network=NAME or bridge=NAME: a guest network's name. */
+	size_t head = strcspn(spec, ",=");
+	if (spec[head] != '=' && !(head == 4 && strncmp(spec, "user", 4) == 0))
+		return gnet_nic(spec, err);
+
 	_cleanup_free_ char *copy = strdup(spec);
 	_cleanup_json_ json_t *nic = json_object();
 	if (!copy || !nic) {

@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "cli.h"
+#include "cmd_hostfw.h"
+#include "cmd_hostnet.h"
+#include "cmd_net.h"
+#include "cmd_sg.h"
 
 #include <string.h>
 
@@ -54,6 +58,12 @@ static const struct kc_optdef vm_log_opts[] = {{"tail", KC_OPT_VALUE},
 					       {"timeout", KC_OPT_VALUE},
 					       {NULL, 0}};
 
+static const struct kc_optdef net_create_opts[] = {
+	{"kind", KC_OPT_VALUE},	   {"backend", KC_OPT_VALUE},  {"bridge", KC_OPT_VALUE},
+	{"vlan", KC_OPT_VALUE},	   {"vni", KC_OPT_VALUE},      {"underlay", KC_OPT_VALUE},
+	{"mtu", KC_OPT_VALUE},	   {"cidr", KC_OPT_VALUE},     {"gateway", KC_OPT_VALUE},
+	{"dhcp-start", KC_OPT_VALUE}, {"dhcp-end", KC_OPT_VALUE}, {NULL, 0},
+};
 static const struct kc_optdef pool_prune_opts[] = {
 	{"host", KC_OPT_VALUE}, {"dry-run", KC_OPT_FLAG}, {NULL, 0}};
 static const struct kc_optdef pool_create_opts[] = {
@@ -82,6 +92,17 @@ const struct kc_verb kc_verbs[] = {
 	{"host", "token", kc_cmd_host_token, "host token NAME", 1, 1, no_opts},
 	{"host", "maintenance", kc_cmd_host_maintenance, "host maintenance NAME on|off", 2, 2,
 	 no_opts},
+	/* cmd_hostfw.c */
+	{"host", "fw-apply", kc_cmd_host_fw_apply, "host fw-apply NAME FILE [--confirm S]", 2, 2,
+	 (const struct kc_optdef[]){{"confirm", KC_OPT_VALUE}, {NULL, 0}}},
+	{"host", "fw-show", kc_cmd_host_fw_show, "host fw-show NAME", 1, 1, no_opts},
+	/* cmd_hostnet.c */
+	{"host", "net-apply", kc_cmd_host_net_apply,
+	 "host net-apply NAME FILE [--confirm-timeout S] [--no-auto-confirm]", 2, 2,
+	 (const struct kc_optdef[]){
+		 {"confirm-timeout", KC_OPT_VALUE}, {"no-auto-confirm", KC_OPT_FLAG}, {NULL, 0}}},
+	{"host", "net-show", kc_cmd_host_net_show, "host net-show NAME", 1, 1, no_opts},
+	{"host", "net-confirm", kc_cmd_host_net_confirm, "host net-confirm NAME", 1, 1, no_opts},
 	{"zone", "create", kc_cmd_zone_create, "zone create NAME", 1, 1, no_opts},
 	{"zone", "list", kc_cmd_zone_list, "zone list", 0, 0, no_opts},
 	{"zone", "delete", kc_cmd_zone_delete, "zone delete NAME", 1, 1, no_opts},
@@ -93,11 +114,30 @@ const struct kc_verb kc_verbs[] = {
 	{"group", "list", kc_cmd_group_list, "group list", 0, 0, no_opts},
 	{"group", "show", kc_cmd_group_show, "group show NAME", 1, 1, no_opts},
 	{"group", "delete", kc_cmd_group_delete, "group delete NAME", 1, 1, no_opts},
+	/* cmd_sg.c: security groups */
+	{"sg", "create", kc_cmd_sg_create, "sg create NAME [--description TEXT]", 1, 1,
+	 (const struct kc_optdef[]){{"description", KC_OPT_VALUE}, {NULL, 0}}},
+	{"sg", "list", kc_cmd_sg_list, "sg list", 0, 0, no_opts},
+	{"sg", "show", kc_cmd_sg_show, "sg show NAME", 1, 1, no_opts},
+	{"sg", "delete", kc_cmd_sg_delete, "sg delete NAME", 1, 1, no_opts},
+	{"sg", "rule-add", kc_cmd_sg_rule_add,
+	 "sg rule-add NAME --in|--out [--proto tcp|udp|icmp|any] [--port N[-M]] "
+	 "[--cidr CIDR | --remote-group G]",
+	 1, 1,
+	 (const struct kc_optdef[]){{"in", KC_OPT_FLAG},
+				    {"out", KC_OPT_FLAG},
+				    {"proto", KC_OPT_VALUE},
+				    {"port", KC_OPT_VALUE},
+				    {"cidr", KC_OPT_VALUE},
+				    {"remote-group", KC_OPT_VALUE},
+				    {NULL, 0}}},
+	{"sg", "rule-delete", kc_cmd_sg_rule_delete, "sg rule-delete NAME RULE-ID", 2, 2, no_opts},
+	{"vm", "set-sg", kc_cmd_vm_set_sg, "vm set-sg VM G1,G2|none", 2, 2, no_opts},
 	{"vm", "list", kc_cmd_vm_list, "vm list [--live]", 0, 0, vm_list_opts},
 	{"vm", "show", kc_cmd_vm_show, "vm show NAME", 1, 1, no_opts},
 	{"vm", "create", kc_cmd_vm_create,
 	 "vm create NAME --image IMG --memory MIB [--host H] [--vcpus N] [--disk-size GIB] "
-	 "[--data-disk GIB]... [--iso NAME] [--nic user|network=NAME|bridge=NAME[,mac=MAC]]... "
+	 "[--data-disk GIB]... [--iso NAME] [--nic NETWORK[,ip=A][,mac=MAC]|user|network=NAME|bridge=NAME[,mac=MAC]]... "
 	 "[--boot hd,cdrom,network] [--graphics none|vnc] [--autostart] [--no-start] "
 	 "[--hostname H] [--user-data FILE] [--zone Z] [--cluster C] "
 	 "[--group NAME [--group-policy affinity|anti-affinity]] [--pool POOL] [--full-clone] "
@@ -155,6 +195,16 @@ const struct kc_verb kc_verbs[] = {
 	{"token", "revoke", kc_cmd_token_revoke, "token revoke ID", 1, 1, no_opts},
 	{"audit", "list", kc_cmd_audit_list, "audit list [--user U] [--limit N]", 0, 0,
 	 audit_list_opts},
+	/* cmd_net.c (create/delete admin; also net-create, net-list, ...) */
+	{"net", "list", kc_cmd_net_list, "net list", 0, 0, no_opts},
+	{"net", "show", kc_cmd_net_show, "net show NAME", 1, 1, no_opts},
+	{"net", "create", kc_cmd_net_create,
+	 "net create NAME --kind nat|isolated|bridged|vlan|vxlan [--cidr A.B.C.D/P] "
+	 "[--gateway A] [--dhcp-start A] [--dhcp-end A] [--bridge BR] [--backend linux|ovs] "
+	 "[--vlan N] [--vni N --underlay IF] [--mtu N]",
+	 1, 1, net_create_opts},
+	{"net", "delete", kc_cmd_net_delete, "net delete NAME", 1, 1, no_opts},
+	{"net", "addresses", kc_cmd_net_addresses, "net addresses NAME", 1, 1, no_opts},
 	/* cmd_pool.c (admin) */
 	{"pool", "list", kc_cmd_pool_list, "pool list", 0, 0, no_opts},
 	{"pool", "show", kc_cmd_pool_show, "pool show NAME", 1, 1, no_opts},

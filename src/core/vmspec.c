@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "vmspec.h"
 
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,37 +62,71 @@ int kc_cpu_mode_parse(const char *s, enum kc_cpu_mode *ret, struct kc_error *err
 	return 0;
 }
 
+/* {"network": N, "ip": A, "mac": M}: a kvmcloud guest network (gnet.h). */
+static int parse_gnet_nic(const json_t *j, const char *what, struct kc_nic_request *nic,
+			  struct kc_error *err)
+{
+	const char *network = NULL, *ip = NULL;
+	char nwhat[48];
+	struct in_addr a;
+
+	snprintf(nwhat, sizeof(nwhat), "%s.network", what);
+	if (json_object_get(j, "type") || json_object_get(j, "source"))
+		return kc_error_set(err, KC_ERR_INVALID,
+				    "%s: \"network\" takes no \"type\" or \"source\"", what);
+	if (kc_json_get_string(j, "network", true, KC_NAME_MAX, &network, err) < 0 ||
+	    kc_name_validate(network, nwhat, err) < 0 ||
+	    kc_json_get_string(j, "ip", false, 15, &ip, err) < 0)
+		return -1;
+	if (ip && inet_pton(AF_INET, ip, &a) != 1)
+		return kc_error_set(err, KC_ERR_INVALID, "%s.ip must be an IPv4 address A.B.C.D",
+				    what);
+	snprintf(nic->network, sizeof(nic->network), "%s", network);
+	if (ip)
+		snprintf(nic->ip, sizeof(nic->ip), "%s", ip);
+	nic->type = KC_NIC_NETWORK;
+	return 0;
+}
+
 static int parse_nic(const json_t *j, size_t idx, struct kc_nic_request *nic, struct kc_error *err)
 {
-	static const char *const keys[] = {"type", "source", "mac", NULL};
+	static const char *const keys[] = {"type", "source", "mac", "network", "ip", NULL};
 	char what[32];
 	snprintf(what, sizeof(what), "nics[%zu]", idx);
 	if (kc_json_check_keys(j, keys, what, err) < 0)
 		return -1;
 	const char *type = NULL, *source = NULL, *mac = NULL;
-	if (kc_json_get_string(j, "type", true, 16, &type, err) < 0 ||
-	    kc_json_get_string(j, "source", false, KC_NAME_MAX, &source, err) < 0 ||
-	    kc_json_get_string(j, "mac", false, 17, &mac, err) < 0)
-		return -1;
-	int t = lookup(nic_type_names, KC_ARRAY_SIZE(nic_type_names), type);
-	if (t < 0)
-		return kc_error_set(err, KC_ERR_INVALID, "%s.type must be user, network or bridge",
-				    what);
-	nic->type = (enum kc_nic_type)t;
-	if (nic->type == KC_NIC_USER) {
-		if (source)
-			return kc_error_set(err, KC_ERR_INVALID, "%s: a user NIC takes no source",
-					    what);
-	} else {
-		char swhat[48];
-		snprintf(swhat, sizeof(swhat), "%s.source", what);
-		if (!source)
-			return kc_error_set(err, KC_ERR_INVALID, "%s is required for a %s NIC",
-					    swhat, type);
-		if (kc_name_validate(source, swhat, err) < 0)
+	if (json_object_get(j, "network")) {
+		if (parse_gnet_nic(j, what, nic, err) < 0)
 			return -1;
-		snprintf(nic->source, sizeof(nic->source), "%s", source);
+	} else {
+		if (json_object_get(j, "ip"))
+			return kc_error_set(err, KC_ERR_INVALID, "%s.ip needs a \"network\"", what);
+		if (kc_json_get_string(j, "type", true, 16, &type, err) < 0 ||
+		    kc_json_get_string(j, "source", false, KC_NAME_MAX, &source, err) < 0)
+			return -1;
+		int t = lookup(nic_type_names, KC_ARRAY_SIZE(nic_type_names), type);
+		if (t < 0)
+			return kc_error_set(err, KC_ERR_INVALID,
+					    "%s.type must be user, network or bridge", what);
+		nic->type = (enum kc_nic_type)t;
+		if (nic->type == KC_NIC_USER) {
+			if (source)
+				return kc_error_set(err, KC_ERR_INVALID,
+						    "%s: a user NIC takes no source", what);
+		} else {
+			char swhat[48];
+			snprintf(swhat, sizeof(swhat), "%s.source", what);
+			if (!source)
+				return kc_error_set(err, KC_ERR_INVALID,
+						    "%s is required for a %s NIC", swhat, type);
+			if (kc_name_validate(source, swhat, err) < 0)
+				return -1;
+			snprintf(nic->source, sizeof(nic->source), "%s", source);
+		}
 	}
+	if (kc_json_get_string(j, "mac", false, 17, &mac, err) < 0)
+		return -1;
 	if (mac) {
 		if (kc_mac_validate(mac, true, NULL, NULL) < 0)
 			return kc_error_set(
@@ -297,7 +332,11 @@ json_t *kc_vm_request_to_json(const struct kc_vm_request *r)
 	for (size_t i = 0; i < r->n_data_disks; i++)
 		json_array_append_new(disks, json_integer((json_int_t)r->data_disks_gib[i]));
 	for (size_t i = 0; i < r->n_nics; i++) {
-		json_t *n = json_pack("{s:s}", "type", kc_nic_type_name(r->nics[i].type));
+		json_t *n = r->nics[i].network[0]
+				    ? json_pack("{s:s}", "network", r->nics[i].network)
+				    : json_pack("{s:s}", "type", kc_nic_type_name(r->nics[i].type));
+		if (r->nics[i].ip[0])
+			json_object_set_new(n, "ip", json_string(r->nics[i].ip));
 		if (r->nics[i].source[0])
 			json_object_set_new(n, "source", json_string(r->nics[i].source));
 		if (r->nics[i].mac[0])

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "gnet.h"
 #include "validate.h"
 
 #define KC_MAX_DISKS 8
@@ -57,6 +58,13 @@ struct kc_nic_request {
 	enum kc_nic_type type;
 	char source[KC_NAME_MAX + 1]; /* network or bridge name; empty for user */
 	char mac[18];                 /* "52:54:00:xx:xx:xx" or empty = generate */
+	/* A kvmcloud guest network (gnet.h; {"network": N, "ip": A}): the
+	 * server allocates the MAC and address and resolves the attachment;
+	 * type and source are then unused. */
+	char network[KC_NAME_MAX + 1];
+	char ip[16];                  /* requested IPv4 or empty = the next free one */
+	bool resolved;                /* agent: gnet below is the network's definition */
+	struct kc_gnet gnet;
 };
 
 /*
@@ -112,6 +120,9 @@ struct kc_nic_def {
 	enum kc_nic_type type;
 	char *source;        /* owned; NULL for user */
 	char mac[18];
+	bool ovs;            /* bridge: an Open vSwitch port (virtualport, checksum offload off) */
+	unsigned vlan;       /* ovs: the port's VLAN tag, 0 = none */
+	unsigned mtu;        /* 0 = the bridge's */
 };
 
 /* A fully resolved domain: everything domain_xml needs, no lookups left. */

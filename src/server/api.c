@@ -14,6 +14,8 @@
 #include <time.h>
 
 #include "api_audit.h"
+#include "api_hostfw.h"
+#include "api_hostnet.h"
 #include "auth.h"
 #include "authz.h"
 #include "cleanup.h"
@@ -52,6 +54,12 @@ static const struct kc_route routes[] = {
 	{"POST", "/api/v1/hosts/:host/check", kc_api_host_check, false},
 	{"POST", "/api/v1/hosts/:host/maintenance", kc_api_host_maintenance, false},
 	{"POST", "/api/v1/hosts/:host/join-token", kc_api_host_join_token, false},
+	{"PUT", "/api/v1/hosts/:host/firewall", kc_api_host_fw_apply, false},
+	{"GET", "/api/v1/hosts/:host/firewall", kc_api_host_fw_show, false},
+	/* Host networks (api_hostnet.c; admin only: authz.c's default). */
+	{"PUT", "/api/v1/hosts/:host/network", kc_api_host_net_apply, false},
+	{"GET", "/api/v1/hosts/:host/network", kc_api_host_net_show, false},
+	{"POST", "/api/v1/hosts/:host/network/confirm", kc_api_host_net_confirm, false},
 	{"GET", "/api/v1/groups", kc_api_groups_list, false},
 	{"GET", "/api/v1/groups/:group", kc_api_group_show, false},
 	{"DELETE", "/api/v1/groups/:group", kc_api_group_delete, false},
@@ -74,6 +82,12 @@ static const struct kc_route routes[] = {
 	{"DELETE", "/api/v1/vms/:vm/snapshots/:snap", kc_api_snapshot_delete, false},
 	{"POST", "/api/v1/vms/:vm/snapshots/:snap/revert", kc_api_snapshot_revert, false},
 	{"GET", "/metrics", kc_api_metrics, false},
+	/* Guest networks (api_networks.c; users list and read, authz.c). */
+	{"GET", "/api/v1/networks", kc_api_networks_list, false},
+	{"POST", "/api/v1/networks", kc_api_network_create, false},
+	{"GET", "/api/v1/networks/:network", kc_api_network_show, false},
+	{"DELETE", "/api/v1/networks/:network", kc_api_network_delete, false},
+	{"GET", "/api/v1/networks/:network/addresses", kc_api_network_addresses, false},
 	/* Storage pools (api_pools.c; admin only: authz.c's default). */
 	{"GET", "/api/v1/pools", kc_api_pools_list, false},
 	{"POST", "/api/v1/pools", kc_api_pool_create, false},
@@ -111,6 +125,15 @@ static const struct kc_route routes[] = {
 	{"DELETE", "/api/v1/tokens/:token", kc_api_token_delete, false},
 	{"POST", "/api/v1/sessions", kc_api_session_create, true},
 	{"GET", "/api/v1/audit", kc_api_audit_list, false},
+	/* Security groups (api_secgroups.c; a user's own, authz.c). */
+	{"GET", "/api/v1/security-groups", kc_api_sgs_list, false},
+	{"POST", "/api/v1/security-groups", kc_api_sg_create, false},
+	{"GET", "/api/v1/security-groups/:sg", kc_api_sg_show, false},
+	{"DELETE", "/api/v1/security-groups/:sg", kc_api_sg_delete, false},
+	{"POST", "/api/v1/security-groups/:sg/rules", kc_api_sg_rule_add, false},
+	{"DELETE", "/api/v1/security-groups/:sg/rules/:rule", kc_api_sg_rule_delete, false},
+	{"GET", "/api/v1/vms/:vm/security-groups", kc_api_vm_sg_show, false},
+	{"PUT", "/api/v1/vms/:vm/security-groups", kc_api_vm_sg_set, false},
 };
 
 #define MAX_PATH_LEN 1024
@@ -159,6 +182,7 @@ static bool pattern_match(const char *pattern, char **segs, int nsegs, const cha
 				: strcmp(psegs[i], ":group") == 0   ? "group name"
 				: strcmp(psegs[i], ":pool") == 0    ? "pool name"
 				: strcmp(psegs[i], ":volume") == 0  ? "volume name"
+				: strcmp(psegs[i], ":sg") == 0	    ? "security group name"
 								    : "host name";
 		} else if (strcmp(psegs[i], segs[i]) != 0) {
 			return false;

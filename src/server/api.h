@@ -77,6 +77,12 @@ int kc_api_token_delete(struct kc_call *c, struct kc_error *err);
 int kc_api_session_create(struct kc_call *c, struct kc_error *err);
 int kc_api_audit_list(struct kc_call *c, struct kc_error *err);
 /* api_pools.c (admin): storage pools (docs/storage.md, "Pools"). */
+/* Guest networks (api_networks.c). */
+int kc_api_networks_list(struct kc_call *c, struct kc_error *err);
+int kc_api_network_create(struct kc_call *c, struct kc_error *err);
+int kc_api_network_show(struct kc_call *c, struct kc_error *err);
+int kc_api_network_delete(struct kc_call *c, struct kc_error *err);
+int kc_api_network_addresses(struct kc_call *c, struct kc_error *err);
 int kc_api_pools_list(struct kc_call *c, struct kc_error *err);
 int kc_api_pool_create(struct kc_call *c, struct kc_error *err);
 int kc_api_pool_show(struct kc_call *c, struct kc_error *err);
@@ -84,3 +90,12 @@ int kc_api_pool_delete(struct kc_call *c, struct kc_error *err);
 /* The definition the agents get, from a pool row (checked again). */
 struct kc_pool_def;
 int kc_pool_row_def(const json_t *row, struct kc_pool_def *def, struct kc_error *err);
+/* api_secgroups.c: security groups, their rules, a VM's groups. */
+int kc_api_sgs_list(struct kc_call *c, struct kc_error *err);
+int kc_api_sg_create(struct kc_call *c, struct kc_error *err);
+int kc_api_sg_show(struct kc_call *c, struct kc_error *err);
+int kc_api_sg_delete(struct kc_call *c, struct kc_error *err);
+int kc_api_sg_rule_add(struct kc_call *c, struct kc_error *err);
+int kc_api_sg_rule_delete(struct kc_call *c, struct kc_error *err);
+int kc_api_vm_sg_show(struct kc_call *c, struct kc_error *err);
+int kc_api_vm_sg_set(struct kc_call *c, struct kc_error *err);

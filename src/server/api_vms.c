@@ -31,6 +31,8 @@
 #include "vm_ops.h"
 #include "volumes.h"
 #include "db_vm_list.h"
+#include "gnet_host.h"
+#include "ipam.h"
 
 #define LOG_DEFAULT_MAX		 (64 * 1024)
 #define LOG_MAX			 (1024 * 1024)
@@ -440,6 +442,11 @@ int kc_api_vm_create(struct kc_call *c, struct kc_error *err)
 	return kc_jobs_serve(c, "vm.create", req.name, body, 201, err);
 }
 
+static void ipam_clearp(struct kc_ipam *ip)
+{
+	kc_ipam_clear(ip);
+}
+
 int kc_vm_op_create(struct kc_server *srv, const char *owner, const json_t *request,
 		    kc_progress_fn progress, void *opaque, json_t **ret, struct kc_error *err)
 {
@@ -453,6 +460,9 @@ int kc_vm_op_create(struct kc_server *srv, const char *owner, const json_t *requ
 
 	if (create_parse(request, &req, &requested, err) < 0)
 		return -1;
+	/* Guest-network NICs get their MAC and address in the insert's
+	 * transaction (ipam.h); ipam_clearp releases the JSON only. */
+	_cleanup_(ipam_clearp) struct kc_ipam ipam = {.req = &req};
 	stored = kc_vm_request_to_json(&req);
 	if (!stored)
 		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
@@ -465,12 +475,15 @@ int kc_vm_op_create(struct kc_server *srv, const char *owner, const json_t *requ
 	 * race safely, and a server killed mid-create leaves a 'creating'
 	 * record for reconcile.c to settle.  The scheduler chooses the host
 	 * in the same transaction, so the record reserves its room there. */
-	if (kc_place_and_record(srv, placed ? placed : request, requested ? requested : pool_host,
-				&(struct kc_db_vm){.name = req.name,
-						   .state = "creating",
-						   .owner = owner,
-						   .request = stored},
-				true, &host, err) < 0)
+	if (kc_place_and_record(
+		    srv, placed ? placed : request, requested ? requested : pool_host,
+		    &(struct kc_db_vm){.name = req.name,
+				       .state = "creating",
+				       .owner = owner,
+				       .request = stored,
+				       .in_tx = kc_ipam_needed(&req) ? kc_ipam_allocate_tx : NULL,
+				       .in_tx_opaque = &ipam},
+		    true, &host, err) < 0)
 		return -1;
 
 	/* A domain of that name that kvmcloud does not know is a conflict too:
@@ -489,9 +502,19 @@ int kc_vm_op_create(struct kc_server *srv, const char *owner, const json_t *requ
 	if (progress)
 		progress(opaque, 30);
 
-	/* Library images reach the host first (image_dist.c). */
+	/* The agent gets each guest network's definition and the NIC's
+	 * allocation with the request ("nic_defs", gnet.h). */
+	_cleanup_json_ json_t *call_args = json_deep_copy(stored);
+	if (!call_args ||
+	    (ipam.nic_defs && json_object_set(call_args, "nic_defs", ipam.nic_defs) < 0)) {
+		kc_db_vm_delete(srv->db, req.name, NULL);
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	}
+	/* Library images reach the host first (image_dist.c), and guest
+	 * networks are made there (gnet_host.h). */
 	if (kc_images_ensure_for_vm(srv, host, stored, err) < 0 ||
-	    kc_vm_create_call(srv, host, stored, progress, opaque, &created, err) < 0) {
+	    (ipam.networks && kc_gnet_ensure_on_host(srv, host, ipam.networks, err) < 0) ||
+	    kc_vm_create_call(srv, host, call_args, progress, opaque, &created, err) < 0) {
 		struct kc_error ignored = {0};
 		if (!kc_host_is_local(srv, host) && link_down(err)) {
 			/* The agent may still finish it: its next hello settles
@@ -503,6 +526,8 @@ int kc_vm_op_create(struct kc_server *srv, const char *owner, const json_t *requ
 			*err = ignored;
 			return -1;
 		}
+		if (ipam.networks)
+			kc_gnet_release_vm(srv, host, req.name);
 		if (kc_db_vm_delete(srv->db, req.name, &ignored) < 0)
 			fprintf(stderr,
 				"warning: VM \"%s\": create failed and its record could "
@@ -553,6 +578,14 @@ int kc_vm_op_action(struct kc_server *srv, const char *op, const char *name, con
 	_cleanup_json_ json_t *res = NULL;
 	json_t *extra = NULL;
 
+	/* Its guest networks first (gnet_host.h): after a host reboot the
+	 * vxlan devices are gone, and the domain would not start. */
+	if (strcmp(op, "vm.start") == 0) {
+		_cleanup_json_ json_t *row = NULL;
+		if (kc_db_vm_get(srv->db, name, &row, NULL) == 0 && vm_host(srv, row) &&
+		    kc_gnet_ensure_for_vm(srv, vm_host(srv, row), name, err) < 0)
+			return -1;
+	}
 	if (settled_call(srv, name, op, args ? json_deep_copy(args) : NULL, &res, err) < 0)
 		return -1;
 	if (strcmp(op, "vm.shutdown") == 0)
@@ -638,6 +671,11 @@ int kc_vm_op_delete(struct kc_server *srv, const char *name, bool keep, bool sna
 		}
 		disks_deleted = false;
 	}
+	/* Its addresses go with the record (ON DELETE CASCADE); its static
+	 * DHCP entries on the host go first. */
+	_cleanup_json_ json_t *vrow = NULL;
+	if (kc_db_vm_get(srv->db, name, &vrow, NULL) == 0)
+		kc_gnet_release_vm(srv, vm_host(srv, vrow), name);
 	if (kc_db_vm_delete(srv->db, name, err) < 0)
 		return -1;
 	*ret = json_pack("{s:s,s:b}", "deleted", name, "disks_deleted", disks_deleted);

@@ -10,6 +10,7 @@
 
 #include "cleanup.h"
 #include "db_groups.h"
+#include "db_secgroups.h"
 #include "db_vms.h"
 #include "db_volumes.h"
 #include "json_util.h"
@@ -73,6 +74,22 @@ static int own_group(struct kc_call *c, const char *name, struct kc_error *err)
 	return 0;
 }
 
+/* A user's security group route: like own_vm, another's is "not found". */
+static int own_sg(struct kc_call *c, const char *name, struct kc_error *err)
+{
+	_cleanup_json_ json_t *row = NULL;
+	struct kc_error e = {0};
+
+	if (kc_db_sg_get(c->srv->db, name, &row, &e) < 0 && e.code != KC_ERR_NOT_FOUND) {
+		*err = e;
+		return -1;
+	}
+	const char *owner = json_string_value(json_object_get(row, "owner"));
+	if (!owner || strcmp(owner, c->who.user) != 0)
+		return kc_error_set(err, KC_ERR_NOT_FOUND, "security group \"%s\" not found", name);
+	return 0;
+}
+
 /* A user's volume route: like own_vm, another's volume is "not found". */
 static int own_volume(struct kc_call *c, const char *name, struct kc_error *err)
 {
@@ -105,10 +122,16 @@ int kc_authz_route(struct kc_call *c, const char *method, const char *pattern, c
 		return 0; /* the list shows the caller's own groups */
 	if (starts_with(pattern, "/api/v1/groups/:group"))
 		return own_group(c, name, err);
+	if (strcmp(pattern, "/api/v1/security-groups") == 0)
+		return 0; /* the list is the caller's own, a create is owned */
+	if (starts_with(pattern, "/api/v1/security-groups/:sg"))
+		return own_sg(c, name, err);
 	if (strcmp(pattern, "/api/v1/volumes") == 0)
 		return 0; /* the list is the caller's own, a create is owned and within quota */
 	if (starts_with(pattern, "/api/v1/volumes/:volume"))
 		return own_volume(c, name, err);
+	if (starts_with(pattern, "/api/v1/networks") && strcmp(method, "GET") == 0)
+		return 0; /* networks are for all; addresses filtered to the caller's VMs */
 	if (starts_with(pattern, "/api/v1/images"))
 		return 0; /* ready images for all; changes by admins or owners (api_images.c) */
 	if (starts_with(pattern, "/api/v1/tokens") || starts_with(pattern, "/api/v1/jobs"))

@@ -243,6 +243,98 @@
 	");" \
 	"CREATE INDEX volumes_owner ON volumes(owner);" \
 	"CREATE INDEX volumes_attached ON volumes(attached_to);"
+/* Version 11 (issue 5, host networks): the declaration an admin applied
+ * to a host (db_hostnet.c, docs/networking.md "Host networks").  state is
+ * pending until the agent confirms, confirmed once the server reached the
+ * agent after the change, rolled_back when the agent restored what was
+ * there (the confirm timer ran out). */
+#define V11_HOST_NETWORKS(JSON) \
+	"CREATE TABLE host_networks (" \
+	"  host TEXT PRIMARY KEY NOT NULL REFERENCES hosts(name) ON UPDATE CASCADE ON DELETE CASCADE," \
+	"  declaration TEXT NOT NULL" JSON("declaration") "," \
+	"  state TEXT NOT NULL CHECK (state IN ('pending', 'confirmed', 'rolled_back', 'failed'))," \
+	"  pending_id TEXT," \
+	"  error TEXT," \
+	"  applied_at TEXT NOT NULL" \
+	");"
+/* Version 12 (issue 5, guest networks; db_networks.c, ipam.c): the
+ * networks an admin declares, the addresses (MAC unique in the cluster,
+ * IP unique per network) VM NICs hold, and the hosts a network has been
+ * ensured on (with the host's VXLAN endpoint address: the peer list). */
+#define V12_NETWORKS(JSON) \
+	"CREATE TABLE networks (" \
+	"  name TEXT PRIMARY KEY NOT NULL," \
+	"  num INTEGER NOT NULL UNIQUE," \
+	"  kind TEXT NOT NULL CHECK (kind IN ('nat', 'isolated', 'bridged', 'vlan', 'vxlan'))," \
+	"  def TEXT NOT NULL" JSON("def") "," \
+	"  vni INTEGER UNIQUE," \
+	"  owner TEXT REFERENCES users(name) ON UPDATE CASCADE ON DELETE SET NULL," \
+	"  created_at TEXT NOT NULL" \
+	");" \
+	"CREATE TABLE addresses (" \
+	"  network TEXT NOT NULL REFERENCES networks(name)," \
+	"  ip TEXT," \
+	"  mac TEXT NOT NULL UNIQUE," \
+	"  vm TEXT NOT NULL REFERENCES vms(name) ON UPDATE CASCADE ON DELETE CASCADE," \
+	"  nic INTEGER NOT NULL," \
+	"  created_at TEXT NOT NULL," \
+	"  UNIQUE (network, ip)," \
+	"  UNIQUE (vm, nic)" \
+	");" \
+	"CREATE INDEX addresses_vm ON addresses(vm);" \
+	"CREATE TABLE network_hosts (" \
+	"  network TEXT NOT NULL REFERENCES networks(name) ON DELETE CASCADE," \
+	"  host TEXT NOT NULL REFERENCES hosts(name) ON UPDATE CASCADE ON DELETE CASCADE," \
+	"  local_ip TEXT," \
+	"  updated_at TEXT NOT NULL," \
+	"  PRIMARY KEY (network, host)" \
+	");"
+/* Version 13 (issue 5, security groups): groups, their rules (canonical
+ * secgroup.h form: ports NULL for "every port", cidr NULL and remote_group
+ * NULL for "any address") and which VMs have them (db_secgroups.c,
+ * docs/networking.md "Security groups").  A VM's rows go with the VM; the
+ * API refuses to delete a group in use or named as a remote group (the
+ * cascades only serve a user's deletion). */
+#define V13_SECGROUPS \
+	"CREATE TABLE security_groups (" \
+	"  name TEXT PRIMARY KEY NOT NULL," \
+	"  description TEXT," \
+	"  owner TEXT REFERENCES users(name) ON UPDATE CASCADE ON DELETE CASCADE," \
+	"  created_at TEXT NOT NULL" \
+	");" \
+	"CREATE TABLE sg_rules (" \
+	"  id TEXT PRIMARY KEY NOT NULL," \
+	"  sg TEXT NOT NULL REFERENCES security_groups(name) ON UPDATE CASCADE ON DELETE CASCADE," \
+	"  direction TEXT NOT NULL CHECK (direction IN ('in', 'out'))," \
+	"  protocol TEXT NOT NULL CHECK (protocol IN ('tcp', 'udp', 'icmp', 'any'))," \
+	"  port_min INTEGER CHECK (port_min BETWEEN 1 AND 65535)," \
+	"  port_max INTEGER CHECK (port_max BETWEEN 1 AND 65535)," \
+	"  cidr TEXT," \
+	"  remote_group TEXT REFERENCES security_groups(name) ON UPDATE CASCADE ON DELETE CASCADE," \
+	"  created_at TEXT NOT NULL," \
+	"  CHECK (cidr IS NULL OR remote_group IS NULL)" \
+	");" \
+	"CREATE INDEX sg_rules_sg ON sg_rules(sg);" \
+	"CREATE INDEX sg_rules_remote ON sg_rules(remote_group);" \
+	"CREATE TABLE vm_security_groups (" \
+	"  vm TEXT NOT NULL REFERENCES vms(name) ON UPDATE CASCADE ON DELETE CASCADE," \
+	"  sg TEXT NOT NULL REFERENCES security_groups(name) ON UPDATE CASCADE ON DELETE CASCADE," \
+	"  PRIMARY KEY (vm, sg)" \
+	");" \
+	"CREATE INDEX vm_security_groups_sg ON vm_security_groups(sg);"
+/* Version 14 (issue 5, host firewall): the policy an admin set for a
+ * host (db_hostfw.c, docs/networking.md "Host firewall").  state is
+ * pending while the server waits for the agent's confirmation,
+ * confirmed when the link survived the change, rolled_back when it did
+ * not (the agent restored the previous ruleset by itself). */
+#define V14_HOST_FIREWALL(JSON) \
+	"CREATE TABLE host_firewall (" \
+	"  host TEXT PRIMARY KEY NOT NULL REFERENCES hosts(name) ON UPDATE CASCADE ON DELETE CASCADE," \
+	"  policy TEXT NOT NULL" JSON("policy") "," \
+	"  state TEXT NOT NULL CHECK (state IN ('pending', 'confirmed', 'rolled_back', 'failed'))," \
+	"  error TEXT," \
+	"  applied_at TEXT NOT NULL" \
+	");"
 /* clang-format on */
 
 /* Version 3's data: the built-in admin user owns what exists already. */
@@ -308,6 +400,14 @@ static const struct migration {
 	{V9_IMAGES, NULL, NULL},
 	/* 10: volumes (db_volumes.c) */
 	{V10_VOLUMES, NULL, NULL},
+	/* 11: declared host networks (db_hostnet.c) */
+	{V11_HOST_NETWORKS(SQ_JSON), V11_HOST_NETWORKS(PG_JSON), NULL},
+	/* 12: guest networks and addresses (db_networks.c) */
+	{V12_NETWORKS(SQ_JSON), V12_NETWORKS(PG_JSON), NULL},
+	/* 13: security groups (db_secgroups.c) */
+	{V13_SECGROUPS, NULL, NULL},
+	/* 14: the host firewall (db_hostfw.c) */
+	{V14_HOST_FIREWALL(SQ_JSON), V14_HOST_FIREWALL(PG_JSON), NULL},
 };
 
 int kc_db_latest_version(void)

@@ -11,6 +11,11 @@ struct kc_db_vm {
 	const char *state; /* "creating" while the create runs */
 	const char *owner; /* user name */
 	const json_t *request;
+	/* Runs in the scheduler's insert transaction, after the row is in
+	 * (guest network addresses, ipam.h); may run more than once, as the
+	 * transaction may be retried.  NULL: nothing. */
+	int (*in_tx)(struct kc_db *tx, const char *host, void *opaque, struct kc_error *err);
+	void *in_tx_opaque;
 };
 
 /* Inserts the record; its sizes (for quotas) come from the request.  A

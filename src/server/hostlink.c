@@ -140,5 +140,12 @@ unsigned kc_hostlink_timeout_s(const char *op, const json_t *args)
 			s = 0;
 		return (unsigned)s + SHUTDOWN_SLACK_S;
 	}
+	/* A host firewall change is confirmed only if the link carries it
+	 * promptly (api_hostfw.c); the agent's own timer does the rest. */
+	if (strncmp(op, "host.firewall.", 14) == 0)
+		return 10;
+	/* The same for a host network's confirmation (api_hostnet.c). */
+	if (strcmp(op, "host.net.confirm") == 0)
+		return 10;
 	return DEFAULT_TIMEOUT_S;
 }

@@ -61,5 +61,6 @@ bool kc_host_held_here(struct kc_server *srv, const char *host);
 
 /* How long the server waits for `op` (docs/protocol.md): 300 s for
  * vm.create, vm.snapshot.create and vm.snapshot.revert, timeout_s + 60 for
- * vm.shutdown, 60 s otherwise. */
+ * vm.shutdown, 10 s for host.firewall.* and host.net.confirm, 60 s
+ * otherwise. */
 unsigned kc_hostlink_timeout_s(const char *op, const json_t *args);

@@ -277,6 +277,8 @@ static int place_insert_tx(struct kc_db *tx, void *opaque, struct kc_error *err)
 	    kc_db_exec(tx, "UPDATE vms SET vm_group = $2 WHERE name = $1",
 		       KC_DB_PARAMS(KC_DB_TEXT(vm.name), KC_DB_TEXT(pi->p->group)), NULL, err) < 0)
 		return -1;
+	if (vm.in_tx && vm.in_tx(tx, vm.host, vm.in_tx_opaque, err) < 0)
+		return -1;
 	return 0;
 }
 

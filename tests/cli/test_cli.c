@@ -136,8 +136,10 @@ KC_TEST(create_usage_errors)
 	create_fails("vm create web1 --image a --memory 1 --data-disk 0", "out of range");
 	create_fails("vm create web1 --image a --memory 1 --boot hd,floppy", "'floppy'");
 	create_fails("vm create web1 --image a --memory 1 --graphics spice", "'spice'");
-	create_fails("vm create web1 --image a --memory 1 --nic tap", "--nic tap");
-	create_fails("vm create web1 --image a --memory 1 --nic network", "--nic network");
+	/* A bare word is a guest network's name: "network" alone is one. */
+	create_fails("vm create web1 --image a --memory 1 --nic net1,foo=1", "expected NETWORK");
+	create_fails("vm create web1 --image a --memory 1 --nic net1,ip=1,ip=2", "expected NETWORK");
+	create_fails("vm create web1 --image a --memory 1 --nic ../x", "--nic network");
 	create_fails("vm create web1 --image a --memory 1 --nic user=x", "--nic user=x");
 	create_fails("vm create web1 --image a --memory 1 --nic user,mac=zz", "mac=");
 	create_fails("vm create web1 --image a --memory 1 --nic bridge=a/b", "--nic source");

@@ -116,13 +116,16 @@ static bool load_disk(json_t *j, struct kc_disk_def *d)
 
 static bool load_nic(json_t *j, struct kc_nic_def *n)
 {
-	static const char *const keys[] = {"type", "source", "mac", NULL};
+	static const char *const keys[] = {"type", "source", "mac", "ovs", "vlan", "mtu", NULL};
 	static const char *const types[] = {"user", "network", "bridge"};
 	int type = 0;
 
 	if (!json_is_object(j) || !keys_known(j, keys) || !get_enum(j, "type", types, 3, &type))
 		return false;
 	n->type = (enum kc_nic_type)type;
+	n->ovs = json_is_true(json_object_get(j, "ovs"));
+	n->vlan = (unsigned)json_integer_value(json_object_get(j, "vlan"));
+	n->mtu = (unsigned)json_integer_value(json_object_get(j, "mtu"));
 	return dup_str(j, "source", &n->source) && copy_str(j, "mac", n->mac, sizeof(n->mac));
 }
 

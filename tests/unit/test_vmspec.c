@@ -237,6 +237,48 @@ KC_TEST(rejects_nics)
 	       "mac");
 }
 
+KC_TEST(guest_network_nics)
+{
+	struct kc_vm_request r;
+	if (!KC_CHECK(parse("{\"name\":\"a\",\"memory_mib\":256,\"image\":\"i\",\"nics\":["
+			    "{\"network\":\"web\",\"ip\":\"10.60.0.55\"},"
+			    "{\"network\":\"v200\",\"mac\":\"52:54:00:00:00:07\"}]}",
+			    &r)))
+		return;
+	KC_CHECK_INT(r.n_nics, 2);
+	KC_CHECK_STREQ(r.nics[0].network, "web");
+	KC_CHECK_STREQ(r.nics[0].ip, "10.60.0.55");
+	KC_CHECK_STREQ(r.nics[1].mac, "52:54:00:00:00:07");
+	KC_CHECK(!r.nics[0].resolved);
+	/* Back to JSON and again: the same request. */
+	_cleanup_json_ json_t *j = kc_vm_request_to_json(&r);
+	struct kc_vm_request r2;
+	struct kc_error err = {0};
+	if (KC_CHECK_INT(kc_vm_request_from_json(j, &r2, &err), 0)) {
+		KC_CHECK_STREQ(r2.nics[0].network, "web");
+		KC_CHECK_STREQ(r2.nics[0].ip, "10.60.0.55");
+		KC_CHECK(json_object_get(json_array_get(json_object_get(j, "nics"), 0), "type") ==
+			 NULL);
+		kc_vm_request_clear(&r2);
+	}
+	kc_vm_request_clear(&r);
+	REJECT("{\"name\":\"a\",\"memory_mib\":256,\"image\":\"i\","
+	       "\"nics\":[{\"network\":\"web\",\"type\":\"bridge\"}]}",
+	       "\"type\"");
+	REJECT("{\"name\":\"a\",\"memory_mib\":256,\"image\":\"i\","
+	       "\"nics\":[{\"network\":\"../x\"}]}",
+	       "network");
+	REJECT("{\"name\":\"a\",\"memory_mib\":256,\"image\":\"i\","
+	       "\"nics\":[{\"network\":\"web\",\"ip\":\"10.60.0.256\"}]}",
+	       "ip");
+	REJECT("{\"name\":\"a\",\"memory_mib\":256,\"image\":\"i\","
+	       "\"nics\":[{\"type\":\"user\",\"ip\":\"10.0.0.1\"}]}",
+	       "needs a \"network\"");
+	REJECT("{\"name\":\"a\",\"memory_mib\":256,\"image\":\"i\","
+	       "\"nics\":[{\"network\":\"web\",\"nic_defs\":1}]}",
+	       "nic_defs");
+}
+
 KC_TEST(rejects_boot_graphics_hostname)
 {
 	REJECT("{\"name\":\"a\",\"memory_mib\":256,\"image\":\"i\",\"boot\":[\"floppy\"]}", "boot");
