@@ -8,7 +8,7 @@ DATA_DIR   ?= /var/lib/kvmcloud
 CACHE_DIR  ?= /var/cache/kvmcloud
 IMAGE      := $(CACHE_DIR)/test-image/kctest.qcow2
 
-.PHONY: all bootstrap build build-asan image run check check-long bench bench-fleet bench-clone bench-net format clean
+.PHONY: all bootstrap build build-asan image run check check-long bench bench-fleet bench-clone bench-net bench-net-guests format clean
 
 all: build
 
@@ -61,6 +61,12 @@ bench-fleet: bootstrap
 bench-net: bootstrap
 	$(MAKE) build
 	bench/net.sh $(BUILD)
+
+# TCP throughput between real TCG guests (isolated bridge, NAT, OVS VLAN)
+# beside a raw veth pair; TCG bounds the guest numbers (docs/benchmarks.md).
+bench-net-guests: bootstrap
+	$(MAKE) build image
+	bench/net-guests.sh $(BUILD) $(IMAGE)
 
 format:
 	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c' 'tests/*.h')

@@ -160,6 +160,11 @@ struct kc_image_facts {
  * then its SHA-256 and size into *ret.  KC_ERR_INVALID naming `what`. */
 int kc_image_validate(const char *path, enum kc_img_format f, uint64_t max_virtual,
 		      const char *what, struct kc_image_facts *ret, struct kc_error *err);
+/* qemu-img info -f FMT --output=json TARGET (an absolute path or an nfs://
+ * URL), killed after 60 s; its stdout (at most 256 KiB) in *ret (malloc'd).
+ * A failure is KC_ERR_INVALID naming `what`, without the target. */
+int kc_qemu_img_info_json(const char *target, const char *fmt, const char *what, char **ret,
+			  size_t *ret_len, struct kc_error *err);
 /* SHA-256 (lowercase hex) of everything readable from fd, from offset 0. */
 int kc_image_sha256_fd(int fd, char hex[static 65], uint64_t *ret_size, struct kc_error *err);
 /* The record beside a verified file (<dir>/.<file>.verified: SHA-256,

@@ -24,6 +24,7 @@
 #include "agent_priv.h"
 #include "cleanup.h"
 #include "gnet.h"
+#include "gnet_dhcp.h"
 #include "json_util.h"
 #include "netdef_xml.h"
 
@@ -282,7 +283,7 @@ static int ensure_vxlan(const struct kc_gnet *g, const json_t *peers, json_t *re
 
 int kc_agent_net_ensure(struct kc_agent *a, const json_t *args, json_t **ret, struct kc_error *err)
 {
-	static const char *const keys[] = {"network", "dhcp_hosts", "peers", NULL};
+	static const char *const keys[] = {"network", "dhcp_hosts", "peers", "dhcp", NULL};
 	struct kc_gnet g;
 	_cleanup_free_ struct kc_dhcp_host *hosts = NULL;
 	size_t n = 0;
@@ -310,6 +311,9 @@ int kc_agent_net_ensure(struct kc_agent *a, const json_t *args, json_t **ret, st
 		rc = ensure_bridge(&g, err);
 		break;
 	}
+	json_t *dhcp = json_object_get(args, "dhcp");
+	if (rc == 0 && dhcp)
+		rc = kc_gnet_dhcp_ensure(a, &g, dhcp, err);
 	pthread_mutex_unlock(&net_lock);
 	if (rc < 0)
 		return -1;
@@ -339,12 +343,15 @@ int kc_agent_net_remove(struct kc_agent *a, const json_t *args, json_t **ret, st
 			   virNetworkUndefine(net) < 0) {
 			rc = kc_lverr(err, "removing network %s", g.bridge);
 		}
+	} else if (g.kind == KC_GNET_VLAN && kc_gnet_dhcp_remove(a, &g, err) < 0) {
+		rc = -1;
 	} else if (g.kind == KC_GNET_VXLAN) {
 		char dev[KC_IFNAME_LEN + 1];
 		kc_gnet_vxlan_dev(&g, dev);
 		char *del_dev[] = {IP_BIN, "link", "del", dev, NULL};
 		char *del_br[] = {IP_BIN, "link", "del", g.bridge, NULL};
-		if ((link_exists(dev) && kc_run(del_dev, err) < 0) ||
+		if (kc_gnet_dhcp_remove(a, &g, err) < 0 ||
+		    (link_exists(dev) && kc_run(del_dev, err) < 0) ||
 		    (link_exists(g.bridge) && kc_run(del_br, err) < 0))
 			rc = -1;
 	}
@@ -373,11 +380,20 @@ int kc_agent_net_dhcp_host(struct kc_agent *a, const json_t *args, json_t **ret,
 	bool add = strcmp(op, "add") == 0;
 	if (!add && strcmp(op, "remove") != 0)
 		return kc_error_set(err, KC_ERR_INVALID, "\"op\" must be add or remove");
-	if (g.kind != KC_GNET_NAT && g.kind != KC_GNET_ISOLATED)
+	if (g.kind == KC_GNET_BRIDGED)
 		return kc_error_set(err, KC_ERR_INVALID,
 				    "network \"%s\" is %s: its DHCP is not kvmcloud's", g.name,
 				    kc_gnet_kind_name(g.kind));
 	snprintf(h.mac, sizeof(h.mac), "%s", mac);
+	if (g.kind == KC_GNET_VLAN || g.kind == KC_GNET_VXLAN) {
+		pthread_mutex_lock(&net_lock);
+		int r = kc_gnet_dhcp_host(a, &g, &h, add, err);
+		pthread_mutex_unlock(&net_lock);
+		if (r < 0)
+			return -1;
+		*ret = json_object();
+		return *ret ? 0 : kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	}
 	_cleanup_conn_ virConnectPtr conn = kc_conn_get(a, err);
 	if (!conn)
 		return -1;

@@ -74,31 +74,10 @@ static void side_path(char *out, size_t size, const char *suffix)
 	snprintf(out, size, "%s%s", fw.file, suffix);
 }
 
-/* A new file beside `path`, renamed over it: readers see the old or the
- * new, never half of one.  Mode 0600: the policy names the cluster's
- * addresses. */
+/* Mode 0600: the policy names the cluster's addresses. */
 static int file_replace(const char *path, const char *text, struct kc_error *err)
 {
-	char tmp[PATH_MAX_LEN + 8];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	unlink(tmp);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return kc_error_set(err, KC_ERR_INTERNAL, "cannot create %s: %s", tmp,
-				    strerror(errno));
-	int rc = kc_write_all(fd, text, strlen(text));
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
-	close(fd);
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = -errno;
-	if (rc < 0) {
-		unlink(tmp);
-		return kc_error_set(err, KC_ERR_INTERNAL, "cannot write %s: %s", path,
-				    strerror(-rc));
-	}
-	kc_fsync_parent(path);
-	return 0;
+	return kc_file_replace(path, text, 0600, err);
 }
 
 /* <file>.json: what re-rendering needs after a restart. */

@@ -60,9 +60,8 @@ int kc_image_sha256_fd(int fd, char hex[static 65], uint64_t *ret_size, struct k
 	return 0;
 }
 
-/* Runs qemu-img info with the format forced; its stdout in *ret (malloc'd). */
-static int qemu_img_info(const char *path, const char *fmt, const char *what, char **ret,
-			 size_t *ret_len, struct kc_error *err)
+int kc_qemu_img_info_json(const char *path, const char *fmt, const char *what, char **ret,
+			  size_t *ret_len, struct kc_error *err)
 {
 	_cleanup_close_ int outfd = memfd_create("kc-qemu-img-out", MFD_CLOEXEC);
 	_cleanup_close_ int errfd = memfd_create("kc-qemu-img-err", MFD_CLOEXEC);
@@ -74,9 +73,9 @@ static int qemu_img_info(const char *path, const char *fmt, const char *what, ch
 
 	if (outfd < 0 || errfd < 0)
 		return kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "memfd_create");
-	/* A path qemu-img would read as options ("json:", "-x") never gets here:
-	 * ours are absolute. */
-	if (path[0] != '/')
+	/* A target qemu-img would read as options ("json:", "-x") never gets
+	 * here: ours are absolute paths or nfs:// URLs we built. */
+	if (path[0] != '/' && strncmp(path, "nfs://", 6) != 0)
 		return kc_error_set(err, KC_ERR_INTERNAL, "image path is not absolute");
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
@@ -162,7 +161,7 @@ int kc_image_validate(const char *path, enum kc_img_format f, uint64_t max_virtu
 	/* Our own reading of the header comes first: qemu-img itself would
 	 * open a backing or data file a crafted header names. */
 	if (kc_img_check_magic(head, got, f, what, err) < 0 ||
-	    qemu_img_info(path, kc_img_format_qemu(f), what, &info, &info_len, err) < 0 ||
+	    kc_qemu_img_info_json(path, kc_img_format_qemu(f), what, &info, &info_len, err) < 0 ||
 	    kc_img_check_info(info, info_len, f, max_virtual, what, &facts.virtual_size_bytes,
 			      err) < 0 ||
 	    kc_image_sha256_fd(fd, facts.sha256, &facts.size_bytes, err) < 0)

@@ -47,6 +47,8 @@ const struct kc_net_backend *kc_net_backend_by_name(const char *name);
  * gets its stdout (at most 4 MiB, malloc'd).  A non-zero exit is
  * KC_ERR_INTERNAL with the program's last stderr line. */
 int kc_net_run(char *const argv[], char **ret_out, struct kc_error *err);
+/* kc_net_run of a NULL-terminated argument list (at most 15), no output. */
+int kc_net_runl(struct kc_error *err, ...);
 /* The interface's current addresses (global scope, "a/p" canonical), and
  * whether it exists and is up.  A missing interface is not an error. */
 int kc_net_iface_read(const char *name, bool *ret_exists, bool *ret_up, json_t **ret_addrs,

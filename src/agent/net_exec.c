@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <stdarg.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <string.h>
@@ -74,6 +75,19 @@ int kc_net_run(char *const argv[], char **ret_out, struct kc_error *err)
 	out[n > 0 ? n : 0] = '\0';
 	*ret_out = out;
 	return 0;
+}
+
+int kc_net_runl(struct kc_error *err, ...)
+{
+	char *argv[16];
+	size_t n = 0;
+	va_list ap;
+	va_start(ap, err);
+	for (char *s; n < KC_ARRAY_SIZE(argv) - 1 && (s = va_arg(ap, char *));)
+		argv[n++] = s;
+	va_end(ap);
+	argv[n] = NULL;
+	return kc_net_run(argv, NULL, err);
 }
 
 int kc_net_iface_read(const char *name, bool *ret_exists, bool *ret_up, json_t **ret_addrs,

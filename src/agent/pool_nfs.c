@@ -13,14 +13,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <nfsc/libnfs.h>
@@ -33,10 +29,6 @@
 #define NFS_TIMEOUT_MS 15000
 #define QEMU_IMG       "/usr/bin/qemu-img"
 #define NFS_IO_MAX     (1U << 20) /* bytes per pread/pwrite call */
-#define INFO_WAIT_MS   60000	  /* a crafted image must not hold a worker for ever */
-#define INFO_MAX       (256 * 1024)
-
-extern char **environ;
 
 struct nfs_pool {
 	struct kc_pool base;
@@ -162,6 +154,20 @@ static char *vol_url(const struct kc_pool_def *d, const char *vol)
 	return url;
 }
 
+/* Sizes a file just created (fh open) and closes it; on failure the file
+ * is removed, so a half-made volume never stays. */
+static int size_new(struct nfs_pool *p, struct nfsfh *fh, const char *path, uint64_t size,
+		    const char *vol, struct kc_error *err)
+{
+	int rc = nfs_ftruncate(p->nfs, fh, size);
+	nfs_close(p->nfs, fh);
+	if (rc < 0) {
+		nfs_unlink(p->nfs, path);
+		return nfs_fail(p, rc, "sizing", vol, err);
+	}
+	return 0;
+}
+
 static int nfs_vol_create(struct kc_pool *base, const char *vol, enum kc_vol_format fmt,
 			  uint64_t capacity, struct kc_error *err)
 {
@@ -177,15 +183,8 @@ static int nfs_vol_create(struct kc_pool *base, const char *vol, enum kc_vol_for
 						    "volume \"%s\" exists in pool \"%s\"", vol,
 						    base->def.name)
 				     : nfs_fail(p, rc, "creating", vol, err);
-	if (fmt == KC_VOL_RAW) {
-		rc = nfs_ftruncate(p->nfs, fh, capacity);
-		nfs_close(p->nfs, fh);
-		if (rc < 0) {
-			nfs_unlink(p->nfs, path);
-			return nfs_fail(p, rc, "sizing", vol, err);
-		}
-		return 0;
-	}
+	if (fmt == KC_VOL_RAW)
+		return size_new(p, fh, path, capacity, vol, err);
 	nfs_close(p->nfs, fh);
 	/* qcow2: qemu-img writes the header into the file we made. */
 	_cleanup_free_ char *url = vol_url(&base->def, vol);
@@ -364,64 +363,6 @@ int kc_pool_nfs_vol_resize(struct kc_pool *base, const char *vol, enum kc_vol_fo
 	return kc_run(argv, err);
 }
 
-/* qemu-img info -f FMT --output=json URL, its stdout in *ret (malloc'd). */
-static int info_json(const char *url, const char *fmt, const char *what, char **ret,
-		     size_t *ret_len, struct kc_error *err)
-{
-	_cleanup_close_ int outfd = memfd_create("kc-nfs-info-out", MFD_CLOEXEC);
-	_cleanup_close_ int errfd = memfd_create("kc-nfs-info-err", MFD_CLOEXEC);
-	char *const argv[] = {QEMU_IMG,	       "info",	    "-f", (char *)fmt,
-			      "--output=json", (char *)url, NULL};
-	posix_spawn_file_actions_t fa;
-	pid_t pid;
-	int status = 0;
-
-	if (outfd < 0 || errfd < 0)
-		return kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "memfd_create");
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, outfd, 1);
-	posix_spawn_file_actions_adddup2(&fa, errfd, 2);
-	int r = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	if (r != 0)
-		return kc_error_set_errno(err, KC_ERR_INTERNAL, r, "cannot run %s", argv[0]);
-	for (uint64_t t0 = kc_now_ms();;) {
-		pid_t w = waitpid(pid, &status, WNOHANG);
-		if (w == pid)
-			break;
-		if (w < 0 && errno != EINTR)
-			return kc_error_set_errno(err, KC_ERR_INTERNAL, errno, "waitpid qemu-img");
-		if (kc_now_ms() - t0 > INFO_WAIT_MS) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			return kc_error_set(err, KC_ERR_INVALID, "%s: qemu-img info took too long",
-					    what);
-		}
-		usleep(10000);
-	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		char msg[512];
-		ssize_t n = pread(errfd, msg, sizeof(msg) - 1, 0);
-		msg[n > 0 ? n : 0] = '\0';
-		msg[strcspn(msg, "\n")] = '\0';
-		return kc_error_set(err, KC_ERR_INVALID, "%s cannot be read as %s: %s", what, fmt,
-				    msg);
-	}
-	struct stat st;
-	if (fstat(outfd, &st) < 0 || st.st_size > INFO_MAX)
-		return kc_error_set(err, KC_ERR_INVALID, "%s: qemu-img info answer too large",
-				    what);
-	char *buf = malloc((size_t)st.st_size + 1);
-	if (!buf)
-		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
-	ssize_t n = pread(outfd, buf, (size_t)st.st_size, 0);
-	buf[n > 0 ? n : 0] = '\0';
-	*ret = buf;
-	*ret_len = n > 0 ? (size_t)n : 0;
-	return 0;
-}
-
 int kc_pool_nfs_vol_check(struct kc_pool *base, const char *vol, enum kc_vol_format fmt,
 			  uint64_t max_virtual, const char *what, uint64_t *ret_virtual,
 			  struct kc_error *err)
@@ -443,7 +384,7 @@ int kc_pool_nfs_vol_check(struct kc_pool *base, const char *vol, enum kc_vol_for
 	/* Our own reading of the header first, as for files: qemu-img would
 	 * open a backing or data file that a crafted header names. */
 	if (kc_img_check_magic(head, got, f, what, err) < 0 ||
-	    info_json(url, kc_vol_format_name(fmt), what, &info, &info_len, err) < 0)
+	    kc_qemu_img_info_json(url, kc_vol_format_name(fmt), what, &info, &info_len, err) < 0)
 		return -1;
 	return kc_img_check_info(info, info_len, f, max_virtual, what, ret_virtual, err);
 }
@@ -460,13 +401,7 @@ int kc_pool_nfs_vol_new(struct kc_pool *base, const char *vol, uint64_t size, st
 	int rc = nfs_create(p->nfs, path, O_CREAT | O_EXCL | O_WRONLY, 0600, &fh);
 	if (rc < 0)
 		return nfs_fail(p, rc, "creating", vol, err);
-	rc = nfs_ftruncate(p->nfs, fh, size);
-	nfs_close(p->nfs, fh);
-	if (rc < 0) {
-		nfs_unlink(p->nfs, path);
-		return nfs_fail(p, rc, "sizing", vol, err);
-	}
-	return 0;
+	return size_new(p, fh, path, size, vol, err);
 }
 
 int kc_pool_nfs_vol_stat(struct kc_pool *base, const char *vol, uint64_t *ret_size,

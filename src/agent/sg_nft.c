@@ -32,6 +32,7 @@
 #include "json_util.h"
 #include "nft_render.h"
 #include "secgroup.h"
+#include "sg_plug.h"
 
 #define STATE_FILE  "sg-ruleset.json"
 #define DEBOUNCE_MS 200
@@ -119,9 +120,9 @@ static int live_nics(virConnectPtr conn, const char *vm, struct live_nic *out, s
 	return 0;
 }
 
-/* Fills every NIC's tap the server did not give.  A NIC on an Open
- * vSwitch port is refused: neither the bridge family nor br_netfilter
- * sees OVS ports, so its groups would silently not apply. */
+/* Fills every NIC's tap the server did not give.  A NIC still on an Open
+ * vSwitch port is left out: neither the bridge family nor br_netfilter
+ * sees OVS ports (plug_vms moves such NICs to the hybrid plug). */
 static int resolve_taps(struct kc_agent *a, struct kc_sg_ruleset *rs, struct kc_error *err)
 {
 	_cleanup_conn_ virConnectPtr conn = kc_conn_get(a, err);
@@ -139,18 +140,33 @@ static int resolve_taps(struct kc_agent *a, struct kc_sg_ruleset *rs, struct kc_
 			for (size_t k = 0; k < n_live && !ln; k++)
 				if (strcmp(live[k].mac, nic->mac) == 0)
 					ln = &live[k];
-			if (ln && ln->ovs)
-				return kc_error_set(
-					err, KC_ERR_INVALID,
-					"VM %s: NIC %s is on an Open vSwitch port; security groups "
-					"need a Linux bridge network (nat, isolated, bridged, "
-					"vxlan)",
-					vm->name, nic->mac);
-			if (!ln)
+			/* Still on an OVS port (a running VM, plug_vms warned):
+			 * rules keyed on its tap would not see a frame. */
+			if (!ln || ln->ovs)
 				nic->tap[0] = '\0'; /* not running here (any more): left out */
 			else if (!nic->tap[0])
 				snprintf(nic->tap, sizeof(nic->tap), "%s", ln->tap);
 		}
+	}
+	return 0;
+}
+
+/* NICs with groups still plugged straight into Open vSwitch move to the
+ * hybrid plug (sg_plug.h) while their VM is stopped; `warn` names those of
+ * running VMs, which resolve_taps then leaves out. */
+static int plug_vms(struct kc_agent *a, const struct kc_sg_ruleset *rs, char *warn, size_t warn_len,
+		    struct kc_error *err)
+{
+	_cleanup_conn_ virConnectPtr conn = kc_conn_get(a, err);
+	if (!conn)
+		return -1;
+	for (size_t v = 0; v < rs->n_vms; v++) {
+		const char *macs[KC_SG_NICS_MAX];
+		for (size_t n = 0; n < rs->vms[v].n_nics; n++)
+			macs[n] = rs->vms[v].nics[n].mac;
+		if (kc_sg_plug_vm(conn, rs->vms[v].name, macs, rs->vms[v].n_nics, warn, warn_len,
+				  err) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -219,11 +235,13 @@ static int apply_locked(struct kc_agent *a, struct kc_sg *s, const json_t *args,
 	struct kc_sg_ruleset rs = {0};
 	_cleanup_free_ char *text = NULL;
 	struct timespec t0, t1;
+	char warn[KC_ERROR_MSG_MAX] = "";
 	int rc = -1;
 
 	if (kc_sg_ruleset_from_json(args, &rs, err) < 0)
 		return -1;
-	if (resolve_taps(a, &rs, err) < 0 || kc_nft_render_sg(&rs, &text, err) < 0)
+	if (plug_vms(a, &rs, warn, sizeof(warn), err) < 0 || resolve_taps(a, &rs, err) < 0 ||
+	    kc_nft_render_sg(&rs, &text, err) < 0)
 		goto out;
 	size_t nics = 0;
 	for (size_t v = 0; v < rs.n_vms; v++)
@@ -244,7 +262,7 @@ static int apply_locked(struct kc_agent *a, struct kc_sg *s, const json_t *args,
 	rc = 0;
 out:
 	kc_sg_ruleset_clear(&rs);
-	snprintf(s->last_error, sizeof(s->last_error), "%s", rc < 0 ? err->message : "");
+	snprintf(s->last_error, sizeof(s->last_error), "%s", rc < 0 ? err->message : warn);
 	return rc;
 }
 
@@ -347,7 +365,7 @@ int kc_agent_sg_apply(struct kc_agent *a, const json_t *args, json_t **ret, stru
 		return kc_error_set(err, KC_ERR_UNAVAILABLE, "security groups are not running");
 	pthread_mutex_lock(&s->lock);
 	int rc = apply_locked(a, s, args, &nics, err);
-	/* Kept only once applied: a refused ruleset (an OVS port, nft said no)
+	/* Kept only once applied: a refused ruleset (nft said no)
 	 * must not come back at the next start. */
 	if (rc == 0 && save_state(s->state_path, args, err) < 0)
 		rc = -1;

@@ -22,8 +22,9 @@ void kc_sg_free(struct kc_agent *a);
 void kc_sg_kick(struct kc_agent *a);
 
 /* sg.apply: args {"vms": [...]} (secgroup.h's ruleset).  Taps not given
- * are looked up in the live domain XML by MAC; a NIC on an Open vSwitch
- * port is KC_ERR_INVALID.  Replaces both kvmcloud_sg tables in one
+ * are looked up in the live domain XML by MAC.  NICs on Open vSwitch move
+ * to the hybrid plug first (sg_plug.h; a running VM's cannot, and are
+ * left out, named in last_error).  Replaces both kvmcloud_sg tables in one
  * transaction, sets bridge-nf-call-iptables/ip6tables=1 when a NIC is
  * protected, then keeps args for restarts.  Result {"vms", "nics",
  * "apply_ms"}. */

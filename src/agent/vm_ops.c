@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* vm_ops.c - power operations, delete, list and show. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include "cleanup.h"
 #include "json_util.h"
 #include "pool.h"
+#include "sg_plug.h"
 
 #define MAX_SHUTDOWN_S 3600
 
@@ -57,7 +59,16 @@ static int reboot_dom(virDomainPtr d)
 
 int kc_agent_vm_start(struct kc_agent *a, const char *name, struct kc_error *err)
 {
-	return power_op(a, name, 0, virDomainCreate, "starting", err);
+	_cleanup_conn_ virConnectPtr conn = NULL;
+	_cleanup_dom_ virDomainPtr d = lookup_state(a, name, 0, &conn, err);
+	if (!d)
+		return -1;
+	/* A NIC on the hybrid plug needs its bridge before QEMU opens the tap. */
+	if (kc_sg_plug_prepare(d, err) < 0)
+		return -1;
+	if (virDomainCreate(d) < 0)
+		return kc_lverr(err, "starting VM '%s'", name);
+	return 0;
 }
 
 int kc_agent_vm_shutdown(struct kc_agent *a, const char *name, unsigned timeout_s, bool force,
@@ -184,6 +195,7 @@ int kc_agent_vm_delete_full(struct kc_agent *a, const char *name, bool with_disk
 	pthread_mutex_lock(&a->create_lock);
 	int ret = -1;
 	char **paths = NULL, **nfs = NULL;
+	struct kc_sg_plugs *plugs = NULL;
 	virDomainPtr d = NULL;
 	if (kc_agent_is_creating(a, name)) {
 		kc_error_set(err, KC_ERR_CONFLICT,
@@ -217,6 +229,7 @@ int kc_agent_vm_delete_full(struct kc_agent *a, const char *name, bool with_disk
 		goto out;
 	if (with_disks && (!(paths = kc_vm_disk_paths(d, err)) || !(nfs = kc_vm_nfs_disks(d, err))))
 		goto out;
+	plugs = kc_sg_plug_read(d); /* read while the definition exists */
 	if (virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
 					      VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
 					      VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA |
@@ -224,6 +237,7 @@ int kc_agent_vm_delete_full(struct kc_agent *a, const char *name, bool with_disk
 		kc_lverr(err, "undefining VM '%s'", name);
 		goto out;
 	}
+	kc_sg_plug_remove(steal_ptr(&plugs));
 	if (with_disks) {
 		for (size_t i = 0; paths[i]; i++)
 			delete_own_volume(a, conn, name, paths[i]);
@@ -235,6 +249,7 @@ int kc_agent_vm_delete_full(struct kc_agent *a, const char *name, bool with_disk
 	}
 	ret = 0;
 out:
+	free(plugs);
 	kc_strv_free(paths);
 	kc_strv_free(nfs);
 	if (d)

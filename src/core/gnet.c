@@ -2,7 +2,12 @@
 #include "gnet.h"
 
 #include <arpa/inet.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xpath.h>
+#include <libxml/xpathInternals.h>
 #include <stdio.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -386,4 +391,253 @@ int kc_gnet_resolve_nics(struct kc_vm_request *req, const json_t *nic_defs, stru
 		n->resolved = true;
 	}
 	return 0;
+}
+
+int kc_gnet_plug_names(const char *mac, struct kc_gnet_plug *ret, struct kc_error *err)
+{
+	char hex[13];
+	size_t k = 0;
+
+	memset(ret, 0, sizeof(*ret));
+	if (!mac || kc_mac_validate(mac, true, "NIC MAC", err) < 0)
+		return mac ? -1 : kc_error_set(err, KC_ERR_INVALID, "NIC MAC missing");
+	for (size_t i = 0; i < 17; i++) {
+		char c = (char)((mac[i] >= 'A' && mac[i] <= 'F') ? mac[i] + 32 : mac[i]);
+		ret->mac[i] = c;
+		if (c != ':')
+			hex[k++] = c;
+	}
+	hex[12] = '\0';
+	snprintf(ret->qbr, sizeof(ret->qbr), "kcq%s", hex);
+	snprintf(ret->vin, sizeof(ret->vin), "kcv%s", hex);
+	snprintf(ret->vout, sizeof(ret->vout), "kco%s", hex);
+	return 0;
+}
+
+static bool mac_listed(const char *mac, const char *const *macs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (macs[i] && strcasecmp(macs[i], mac) == 0)
+			return true;
+	return false;
+}
+
+static char *xp_string(xmlXPathContextPtr ctx, xmlNodePtr node, const char *expr)
+{
+	ctx->node = node;
+	xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *)expr, ctx);
+	char *s = NULL;
+	if (o && o->type == XPATH_STRING && o->stringval && o->stringval[0])
+		s = strdup((const char *)o->stringval);
+	xmlXPathFreeObject(o);
+	return s;
+}
+
+static double xp_number(xmlXPathContextPtr ctx, xmlNodePtr node, const char *expr)
+{
+	ctx->node = node;
+	xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *)expr, ctx);
+	double d = o && o->type == XPATH_NUMBER ? o->floatval : 0;
+	xmlXPathFreeObject(o);
+	return d;
+}
+
+static void unlink_children(xmlNodePtr parent, const char *name)
+{
+	for (xmlNodePtr c = parent->children, next; c; c = next) {
+		next = c->next;
+		if (c->type == XML_ELEMENT_NODE && xmlStrcmp(c->name, (const xmlChar *)name) == 0) {
+			/* Its indentation goes with it. */
+			xmlNodePtr ws = c->prev;
+			if (ws && xmlIsBlankNode(ws)) {
+				xmlUnlinkNode(ws);
+				xmlFreeNode(ws);
+			}
+			xmlUnlinkNode(c);
+			xmlFreeNode(c);
+		}
+	}
+}
+
+static xmlNodePtr child_named(xmlNodePtr parent, const char *name)
+{
+	for (xmlNodePtr c = parent->children; c; c = c->next)
+		if (c->type == XML_ELEMENT_NODE && xmlStrcmp(c->name, (const xmlChar *)name) == 0)
+			return c;
+	return NULL;
+}
+
+/* <metadata><kcplug:plugs xmlns:kcplug=KC_PLUG_NS>, made if missing. */
+static xmlNodePtr plugs_node(xmlDocPtr doc, xmlXPathContextPtr ctx)
+{
+	xmlNodePtr root = xmlDocGetRootElement(doc);
+	ctx->node = root;
+	xmlXPathObjectPtr o =
+		xmlXPathEvalExpression((const xmlChar *)"/domain/metadata/kcplug:plugs", ctx);
+	xmlNodePtr n =
+		o && o->nodesetval && o->nodesetval->nodeNr ? o->nodesetval->nodeTab[0] : NULL;
+	xmlXPathFreeObject(o);
+	if (n)
+		return n;
+	xmlNodePtr md = child_named(root, "metadata");
+	if (!md) {
+		md = xmlNewNode(NULL, (const xmlChar *)"metadata");
+		if (!md)
+			return NULL;
+		/* libvirt wants <metadata> after the name/uuid/description. */
+		xmlNodePtr after = child_named(root, "uuid");
+		if (!after)
+			after = child_named(root, "name");
+		if (after ? !xmlAddNextSibling(after, md) : !xmlAddChild(root, md)) {
+			xmlFreeNode(md);
+			return NULL;
+		}
+	}
+	n = xmlNewChild(md, NULL, (const xmlChar *)"plugs", NULL);
+	xmlNsPtr ns =
+		n ? xmlNewNs(n, (const xmlChar *)KC_PLUG_NS, (const xmlChar *)"kcplug") : NULL;
+	if (!ns)
+		return NULL;
+	xmlSetNs(n, ns);
+	return n;
+}
+
+static int hybrid_one(xmlDocPtr doc, xmlXPathContextPtr ctx, xmlNodePtr iface, const char *mac,
+		      struct kc_error *err)
+{
+	struct kc_gnet_plug p;
+	_cleanup_free_ char *br = xp_string(ctx, iface, "string(source/@bridge)");
+	if (kc_gnet_plug_names(mac, &p, err) < 0)
+		return -1;
+	if (!br || kc_ifname_validate(br, "OVS bridge", err) < 0)
+		return br ? -1 : kc_error_set(err, KC_ERR_INVALID, "NIC %s has no bridge", mac);
+	if (xp_number(ctx, iface, "count(vlan/tag)") > 1)
+		return kc_error_set(err, KC_ERR_INVALID,
+				    "NIC %s is a VLAN trunk: no security group on it", mac);
+	double tag = xp_number(ctx, iface, "number(concat('0', vlan/tag/@id))");
+	if (!(tag >= 0 && tag <= 4094))
+		return kc_error_set(err, KC_ERR_INVALID, "NIC %s: bad VLAN tag", mac);
+	xmlNodePtr plugs = plugs_node(doc, ctx);
+	xmlNodePtr src = child_named(iface, "source");
+	char vlan[12];
+	snprintf(vlan, sizeof(vlan), "%u", (unsigned)tag);
+	xmlNodePtr rec = plugs ? xmlNewChild(plugs, plugs->ns, (const xmlChar *)"nic", NULL) : NULL;
+	if (!rec || !src || !xmlNewProp(rec, (const xmlChar *)"mac", (const xmlChar *)p.mac) ||
+	    !xmlNewProp(rec, (const xmlChar *)"bridge", (const xmlChar *)br) ||
+	    !xmlNewProp(rec, (const xmlChar *)"vlan", (const xmlChar *)vlan) ||
+	    !xmlSetProp(src, (const xmlChar *)"bridge", (const xmlChar *)p.qbr))
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	unlink_children(iface, "virtualport");
+	unlink_children(iface, "vlan");
+	return 0;
+}
+
+static xmlXPathContextPtr plug_ctx(xmlDocPtr doc)
+{
+	xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
+	if (ctx &&
+	    xmlXPathRegisterNs(ctx, (const xmlChar *)"kcplug", (const xmlChar *)KC_PLUG_NS) < 0) {
+		xmlXPathFreeContext(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+int kc_gnet_domain_hybrid(const char *xml, const char *const *macs, size_t n_macs, char **ret_xml,
+			  size_t *ret_changed, struct kc_error *err)
+{
+	int rc = -1;
+	size_t changed = 0;
+	xmlXPathObjectPtr o = NULL;
+	xmlXPathContextPtr ctx = NULL;
+	xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
+				      XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+
+	*ret_xml = NULL;
+	*ret_changed = 0;
+	if (!doc || !(ctx = plug_ctx(doc))) {
+		kc_error_set(err, KC_ERR_INVALID, "unreadable domain XML");
+		goto out;
+	}
+	o = xmlXPathEvalExpression(
+		(const xmlChar *)"/domain/devices/interface[virtualport/@type='openvswitch']", ctx);
+	for (int i = 0; o && o->nodesetval && i < o->nodesetval->nodeNr; i++) {
+		xmlNodePtr iface = o->nodesetval->nodeTab[i];
+		_cleanup_free_ char *mac = xp_string(ctx, iface, "string(mac/@address)");
+		if (!mac || !mac_listed(mac, macs, n_macs))
+			continue;
+		if (hybrid_one(doc, ctx, iface, mac, err) < 0)
+			goto out;
+		changed++;
+	}
+	if (changed) {
+		xmlChar *buf = NULL;
+		int len = 0;
+		xmlDocDumpFormatMemory(doc, &buf, &len, 1);
+		if (!buf) {
+			kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+			goto out;
+		}
+		*ret_xml = strdup((const char *)buf);
+		xmlFree(buf);
+		if (!*ret_xml) {
+			kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+			goto out;
+		}
+	}
+	*ret_changed = changed;
+	rc = 0;
+out:
+	xmlXPathFreeObject(o);
+	xmlXPathFreeContext(ctx);
+	xmlFreeDoc(doc);
+	return rc;
+}
+
+int kc_gnet_domain_plugs(const char *xml, struct kc_gnet_plug *out, size_t max, size_t *ret_n,
+			 struct kc_error *err)
+{
+	int rc = -1;
+	xmlXPathObjectPtr o = NULL;
+	xmlXPathContextPtr ctx = NULL;
+	xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
+				      XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+
+	*ret_n = 0;
+	if (!doc || !(ctx = plug_ctx(doc))) {
+		kc_error_set(err, KC_ERR_INVALID, "unreadable domain XML");
+		goto out;
+	}
+	o = xmlXPathEvalExpression((const xmlChar *)"/domain/metadata/kcplug:plugs/kcplug:nic",
+				   ctx);
+	for (int i = 0; o && o->nodesetval && i < o->nodesetval->nodeNr; i++) {
+		xmlNodePtr n = o->nodesetval->nodeTab[i];
+		_cleanup_free_ char *mac = xp_string(ctx, n, "string(@mac)");
+		_cleanup_free_ char *br = xp_string(ctx, n, "string(@bridge)");
+		double vlan = xp_number(ctx, n, "number(@vlan)");
+		if (*ret_n >= max) {
+			kc_error_set(err, KC_ERR_INVALID, "more than %zu hybrid plugs", max);
+			goto out;
+		}
+		struct kc_gnet_plug *p = &out[*ret_n];
+		if (kc_gnet_plug_names(mac, p, err) < 0 || !br ||
+		    kc_ifname_validate(br, "OVS bridge", err) < 0) {
+			if (!br)
+				kc_error_set(err, KC_ERR_INVALID, "a hybrid plug has no bridge");
+			goto out;
+		}
+		if (!(vlan >= 0 && vlan <= 4094) || vlan != (double)(unsigned)vlan) {
+			kc_error_set(err, KC_ERR_INVALID, "hybrid plug %s: bad VLAN", p->mac);
+			goto out;
+		}
+		snprintf(p->ovs_bridge, sizeof(p->ovs_bridge), "%s", br);
+		p->vlan = (unsigned)vlan;
+		(*ret_n)++;
+	}
+	rc = 0;
+out:
+	xmlXPathFreeObject(o);
+	xmlXPathFreeContext(ctx);
+	xmlFreeDoc(doc);
+	return rc;
 }

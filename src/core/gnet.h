@@ -93,3 +93,42 @@ int kc_gnet_nic_attach(const struct kc_gnet *g, struct kc_nic_def *nic, struct k
  * from its allocation.  Each guest-network NIC of req gets its definition
  * and MAC; one without is an error. */
 int kc_gnet_resolve_nics(struct kc_vm_request *req, const json_t *nic_defs, struct kc_error *err);
+
+/*
+ * The hybrid plug (docs/networking.md, "Security groups"): a NIC with a
+ * security group on an Open vSwitch network is plugged tap -> Linux bridge
+ * kcq<MAC> -> veth kcv<MAC>/kco<MAC> -> OVS port kco<MAC> with the VLAN
+ * tag, so that nft's bridge family and br_netfilter see its frames on a
+ * Linux bridge.  <MAC> is the MAC's 12 hex digits (15 characters in all).
+ * The OVS bridge and tag move from the domain's <interface> into its
+ * metadata (KC_PLUG_NS), where the agent finds them at the next start.
+ */
+#define KC_PLUG_NS   "https://kvmcloud.invalid/xmlns/plug/1"
+#define KC_PLUGS_MAX 16
+
+struct kc_gnet_plug {
+	char mac[18];			    /* lower case */
+	char qbr[KC_IFNAME_LEN + 1];	    /* kcq<MAC>: the per-NIC Linux bridge */
+	char vin[KC_IFNAME_LEN + 1];	    /* kcv<MAC>: veth end on the Linux bridge */
+	char vout[KC_IFNAME_LEN + 1];	    /* kco<MAC>: veth end on the OVS bridge */
+	char ovs_bridge[KC_IFNAME_LEN + 1]; /* the network's OVS bridge */
+	unsigned vlan;			    /* the OVS port's tag, 0 = none */
+};
+
+/* Fills mac (lower-cased) and the three names from a unicast MAC; the
+ * other fields are cleared.  KC_ERR_INVALID for a bad MAC. */
+int kc_gnet_plug_names(const char *mac, struct kc_gnet_plug *ret, struct kc_error *err);
+/* Rewrites domain XML `xml`: each <interface> plugged straight into Open
+ * vSwitch whose MAC is in macs (n_macs of them) gets source bridge
+ * kcq<MAC>, loses <virtualport> and <vlan>, and is recorded in
+ * <metadata><kcplug:plugs> with its OVS bridge and tag; everything else
+ * (model, address, checksum settings) stays.  *ret_xml is malloc'd (NULL
+ * when nothing changed); *ret_changed counts the NICs rewritten.  A VLAN
+ * trunk (several tags) is KC_ERR_INVALID. */
+int kc_gnet_domain_hybrid(const char *xml, const char *const *macs, size_t n_macs, char **ret_xml,
+			  size_t *ret_changed, struct kc_error *err);
+/* The hybrid plugs recorded in domain XML `xml` (at most max), each
+ * checked again (MAC, interface names, VLAN 0..4094): the agent passes
+ * them to ip and ovs-vsctl. */
+int kc_gnet_domain_plugs(const char *xml, struct kc_gnet_plug *out, size_t max, size_t *ret_n,
+			 struct kc_error *err);

@@ -272,7 +272,8 @@ int kc_api_vm_sg_set(struct kc_call *c, struct kc_error *err)
 	}
 	if (kc_api_require_managed(c->srv, c->name, &row, err) < 0)
 		return -1;
-	if (n && kc_sg_vm_check_nics(c->srv->db, c->name, err) < 0)
+	if (n && kc_sg_vm_check_nics(c->srv->db, c->name,
+				     json_string_value(json_object_get(row, "state")), err) < 0)
 		return -1;
 	if (kc_db_vm_sg_set(c->srv->db, c->name, names, n, &old, err) < 0)
 		return -1;

@@ -165,6 +165,22 @@ int kc_db_network_dhcp_hosts(struct kc_db *db, const char *name, const char *hos
 			   KC_DB_PARAMS(KC_DB_TEXT(name), KC_DB_TEXT(host)), ret, err);
 }
 
+int kc_db_network_dhcp_ip(struct kc_db *db, const char *name, const char *host, char ret[16],
+			  struct kc_error *err)
+{
+	_cleanup_json_ json_t *rows = NULL;
+	ret[0] = '\0';
+	if (kc_db_query(db,
+			"SELECT dhcp_ip FROM network_hosts WHERE network = $1 AND host = $2 AND "
+			"dhcp_ip IS NOT NULL",
+			KC_DB_PARAMS(KC_DB_TEXT(name), KC_DB_TEXT(host)), &rows, err) < 0)
+		return -1;
+	const char *ip = json_string_value(json_object_get(json_array_get(rows, 0), "dhcp_ip"));
+	if (ip)
+		snprintf(ret, 16, "%s", ip);
+	return 0;
+}
+
 int kc_db_network_host_set(struct kc_db *db, const char *name, const char *host,
 			   const char *local_ip, struct kc_error *err)
 {
@@ -182,7 +198,7 @@ int kc_db_network_host_set(struct kc_db *db, const char *name, const char *host,
 int kc_db_network_hosts(struct kc_db *db, const char *name, json_t **ret_rows, struct kc_error *err)
 {
 	return kc_db_query(db,
-			   "SELECT host, local_ip FROM network_hosts WHERE network = $1 "
+			   "SELECT host, local_ip, dhcp_ip FROM network_hosts WHERE network = $1 "
 			   "ORDER BY host",
 			   KC_DB_PARAMS(KC_DB_TEXT(name)), ret_rows, err);
 }

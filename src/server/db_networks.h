@@ -36,6 +36,10 @@ int kc_db_network_addresses(struct kc_db *db, const char *name, const char *owne
  * static DHCP hosts of its libvirt network there. */
 int kc_db_network_dhcp_hosts(struct kc_db *db, const char *name, const char *host, json_t **ret,
 			     struct kc_error *err);
+/* The address of kvmcloud's DHCP server of a vlan/vxlan network on host
+ * (ipam.c); *ret is "" when it has none there (yet). */
+int kc_db_network_dhcp_ip(struct kc_db *db, const char *name, const char *host, char ret[16],
+			  struct kc_error *err);
 /* Records that the network is on host (local_ip: its VXLAN endpoint, or
  * NULL); [{host, local_ip}] of all its hosts. */
 int kc_db_network_host_set(struct kc_db *db, const char *name, const char *host,

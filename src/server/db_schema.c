@@ -335,6 +335,13 @@
 	"  error TEXT," \
 	"  applied_at TEXT NOT NULL" \
 	");"
+/* Version 15 (issue 5, DHCP on vlan and vxlan networks): the address of
+ * kvmcloud's DHCP server for a network on a host, allocated from the
+ * network's pool with the VM that first needs it there (ipam.c) and never
+ * handed to a NIC (db_networks.c, gnet_dhcp.h). */
+#define V15_NETWORK_DHCP \
+	"ALTER TABLE network_hosts ADD COLUMN dhcp_ip TEXT;" \
+	"CREATE UNIQUE INDEX network_hosts_dhcp_ip ON network_hosts(network, dhcp_ip);"
 /* clang-format on */
 
 /* Version 3's data: the built-in admin user owns what exists already. */
@@ -408,6 +415,8 @@ static const struct migration {
 	{V13_SECGROUPS, NULL, NULL},
 	/* 14: the host firewall (db_hostfw.c) */
 	{V14_HOST_FIREWALL(SQ_JSON), V14_HOST_FIREWALL(PG_JSON), NULL},
+	/* 15: DHCP servers of vlan and vxlan networks (ipam.c) */
+	{V15_NETWORK_DHCP, NULL, NULL},
 };
 
 int kc_db_latest_version(void)

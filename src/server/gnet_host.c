@@ -34,6 +34,27 @@ static json_t *peer_list(const json_t *hosts)
 	return peers;
 }
 
+/* kvmcloud's DHCP server of a vlan/vxlan network on `host`, once ipam.c
+ * gave it an address there: "dhcp": {server_ip, hosts: this host's VMs}. */
+static int add_dhcp(struct kc_server *srv, const struct kc_gnet *g, const char *host, json_t *args,
+		    struct kc_error *err)
+{
+	char sip[16];
+	json_t *dh = NULL;
+	if (!g->has_cidr || (g->kind != KC_GNET_VLAN && g->kind != KC_GNET_VXLAN))
+		return 0;
+	if (kc_db_network_dhcp_ip(srv->db, g->name, host, sip, err) < 0)
+		return -1;
+	if (!sip[0])
+		return 0;
+	if (kc_db_network_dhcp_hosts(srv->db, g->name, host, &dh, err) < 0)
+		return -1;
+	json_t *d = json_pack("{s:s,s:o}", "server_ip", sip, "hosts", dh);
+	if (!d || json_object_set_new(args, "dhcp", d) < 0)
+		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
+	return 0;
+}
+
 static int ensure_one(struct kc_server *srv, const char *host, const char *name,
 		      struct kc_error *err)
 {
@@ -55,6 +76,8 @@ static int ensure_one(struct kc_server *srv, const char *host, const char *name,
 			return -1;
 		json_object_set_new(args, "peers", peer_list(hosts));
 	}
+	if (add_dhcp(srv, &g, host, args, err) < 0)
+		return -1;
 	if (kc_host_call(srv, host, "net.ensure", args, &res, err) < 0)
 		return -1;
 	const char *local = json_string_value(json_object_get(res, "local_ip"));
@@ -70,6 +93,9 @@ static int ensure_one(struct kc_server *srv, const char *host, const char *name,
 	if (kc_db_network_hosts(srv->db, name, &hosts, err) < 0)
 		return -1;
 	json_object_set_new(args, "peers", peer_list(hosts));
+	/* This host's DHCP server and hosts are not the others' business:
+	 * without "dhcp" their agents leave their own servers as they are. */
+	json_object_del(args, "dhcp");
 	size_t i;
 	json_t *h;
 	json_array_foreach(hosts, i, h)
@@ -145,8 +171,7 @@ void kc_gnet_release_vm(struct kc_server *srv, const char *host, const char *vm)
 		struct kc_gnet g;
 		struct kc_error e = {0};
 		if (!net || !ip || kc_db_network_def(srv->db, net, &g, NULL) < 0 ||
-		    (g.kind != KC_GNET_NAT && g.kind != KC_GNET_ISOLATED) ||
-		    !(def = kc_gnet_to_json(&g)))
+		    g.kind == KC_GNET_BRIDGED || !(def = kc_gnet_to_json(&g)))
 			continue;
 		_cleanup_json_ json_t *args =
 			json_pack("{s:O,s:s,s:O,s:s}", "network", def, "op", "remove", "mac",

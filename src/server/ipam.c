@@ -64,10 +64,11 @@ static int pick_mac(struct kc_db *tx, const struct kc_nic_request *n, char mac[1
 	return kc_error_set(err, KC_ERR_NO_CAPACITY, "no free MAC address found");
 }
 
-/* The lowest free address of the pool; used addresses come from the
- * database, marked in a bitmap of the pool (at most 2^16 bits). */
+/* The lowest free address of the pool (the highest with from_top); used
+ * addresses (NICs' and DHCP servers') come from the database, marked in
+ * a bitmap of the pool (at most 2^16 bits). */
 static int pick_ip(struct kc_db *tx, const struct kc_gnet *g, const struct kc_nic_request *n,
-		   char ip[16], struct kc_error *err)
+		   bool from_top, char ip[16], struct kc_error *err)
 {
 	_cleanup_json_ json_t *rows = NULL;
 	uint32_t want = 0;
@@ -79,7 +80,10 @@ static int pick_ip(struct kc_db *tx, const struct kc_gnet *g, const struct kc_ni
 			return kc_error_set(err, KC_ERR_INVALID,
 					    "%s is not in network \"%s\"'s pool", n->ip, g->name);
 	}
-	if (kc_db_query(tx, "SELECT ip FROM addresses WHERE network = $1 AND ip IS NOT NULL",
+	if (kc_db_query(tx,
+			"SELECT ip FROM addresses WHERE network = $1 AND ip IS NOT NULL "
+			"UNION ALL SELECT dhcp_ip FROM network_hosts WHERE network = $1 AND "
+			"dhcp_ip IS NOT NULL",
 			KC_DB_PARAMS(KC_DB_TEXT(g->name)), &rows, err) < 0)
 		return -1;
 	size_t size = (size_t)(g->dhcp_end - g->dhcp_start) + 1;
@@ -105,7 +109,8 @@ static int pick_ip(struct kc_db *tx, const struct kc_gnet *g, const struct kc_ni
 		kc_ipv4_format(want, ip);
 		return 0;
 	}
-	for (size_t k = 0; k < size; k++) {
+	for (size_t j = 0; j < size; j++) {
+		size_t k = from_top ? size - 1 - j : j;
 		uint32_t a = g->dhcp_start + (uint32_t)k;
 		if (!(used[k / 8] & (1u << (k % 8))) && kc_gnet_ip_assignable(g, a)) {
 			kc_ipv4_format(a, ip);
@@ -115,13 +120,48 @@ static int pick_ip(struct kc_db *tx, const struct kc_gnet *g, const struct kc_ni
 	return kc_error_set(err, KC_ERR_NO_CAPACITY, "network \"%s\" has no free address", g->name);
 }
 
+/* kvmcloud's DHCP server of a vlan or vxlan network on `host` gets an
+ * address of the pool once, with the first VM there that needs it: the
+ * highest free one, so that it stays clear of the NICs' (lowest first). */
+static int dhcp_server_tx(struct kc_db *tx, const struct kc_gnet *g, const char *host,
+			  const char *now, struct kc_error *err)
+{
+	_cleanup_json_ json_t *rows = NULL;
+	const struct kc_nic_request none = {0};
+	char addr[16];
+
+	if (!host || !g->has_cidr || (g->kind != KC_GNET_VLAN && g->kind != KC_GNET_VXLAN))
+		return 0;
+	if (kc_db_query(tx,
+			"SELECT dhcp_ip FROM network_hosts WHERE network = $1 AND host = $2 AND "
+			"dhcp_ip IS NOT NULL",
+			KC_DB_PARAMS(KC_DB_TEXT(g->name), KC_DB_TEXT(host)), &rows, err) < 0)
+		return -1;
+	if (json_array_size(rows) > 0)
+		return 0;
+	if (pick_ip(tx, g, &none, true, addr, err) < 0) {
+		if (err->code == KC_ERR_NO_CAPACITY)
+			snprintf(err->message, sizeof(err->message),
+				 "network \"%s\" has no free address for its DHCP server on host "
+				 "\"%s\" (one per host)",
+				 g->name, host);
+		return -1;
+	}
+	return kc_db_exec(tx,
+			  "INSERT INTO network_hosts (network, host, dhcp_ip, updated_at) "
+			  "VALUES ($1, $2, $3, $4) ON CONFLICT (network, host) DO UPDATE SET "
+			  "dhcp_ip = $3, updated_at = $4",
+			  KC_DB_PARAMS(KC_DB_TEXT(g->name), KC_DB_TEXT(host), KC_DB_TEXT(addr),
+				       KC_DB_TEXT(now)),
+			  NULL, err);
+}
+
 int kc_ipam_allocate_tx(struct kc_db *tx, const char *host, void *opaque, struct kc_error *err)
 {
 	struct kc_ipam *ip = opaque;
 	const struct kc_vm_request *req = ip->req;
 	char now[21];
 
-	(void)host;
 	kc_ipam_clear(ip); /* a retried transaction allocates again */
 	ip->nic_defs = json_array();
 	ip->networks = json_array();
@@ -149,7 +189,7 @@ int kc_ipam_allocate_tx(struct kc_db *tx, const char *host, void *opaque, struct
 					    "network \"%s\" has no address range: give no \"ip\"",
 					    g.name);
 		if (pick_mac(tx, n, mac, err) < 0 ||
-		    (g.has_cidr && pick_ip(tx, &g, n, addr, err) < 0))
+		    (g.has_cidr && pick_ip(tx, &g, n, false, addr, err) < 0))
 			return -1;
 		if (kc_db_exec(tx,
 			       "INSERT INTO addresses (network, ip, mac, vm, nic, created_at) "
@@ -169,8 +209,11 @@ int kc_ipam_allocate_tx(struct kc_db *tx, const char *host, void *opaque, struct
 		json_t *v;
 		json_array_foreach(ip->networks, k, v) seen |=
 			!strcmp(json_string_value(v), g.name);
-		if (!seen)
+		if (!seen) {
 			json_array_append_new(ip->networks, json_string(g.name));
+			if (dhcp_server_tx(tx, &g, host, now, err) < 0)
+				return -1;
+		}
 	}
 	return 0;
 }

@@ -43,25 +43,29 @@ int kc_sg_vm_nics(struct kc_db *db, const char *vm, json_t **ret, struct kc_erro
 	return 0;
 }
 
-int kc_sg_vm_check_nics(struct kc_db *db, const char *vm, struct kc_error *err)
+int kc_sg_vm_check_nics(struct kc_db *db, const char *vm, const char *state, struct kc_error *err)
 {
-	_cleanup_json_ json_t *nics = NULL;
+	_cleanup_json_ json_t *nics = NULL, *groups = NULL;
 	size_t i;
 	json_t *nic;
 
-	if (kc_sg_vm_nics(db, vm, &nics, err) < 0)
+	if (state && strcmp(state, "shutoff") == 0)
+		return 0;
+	if (kc_sg_vm_nics(db, vm, &nics, err) < 0 || kc_db_vm_sg_list(db, vm, &groups, err) < 0)
 		return -1;
+	if (json_array_size(groups) > 0)
+		return 0; /* set while it was stopped: on the hybrid plug already */
 	json_array_foreach(nics, i, nic)
 	{
 		if (json_is_true(json_object_get(nic, "ovs")))
 			return kc_error_set(
-				err, KC_ERR_INVALID,
-				"VM %s: NIC %s is on Open vSwitch network %s; security groups need "
-				"a "
-				"Linux bridge network (nat, isolated, bridged, vxlan): nft bridge "
-				"rules and nwfilter do not see OVS ports",
+				err, KC_ERR_CONFLICT,
+				"VM %s: NIC %s is on Open vSwitch network %s and the VM is %s; "
+				"its first security group changes how the NIC is plugged, "
+				"which needs the VM stopped: stop it, set the groups, start it",
 				vm, json_string_value(json_object_get(nic, "mac")),
-				json_string_value(json_object_get(nic, "network")));
+				json_string_value(json_object_get(nic, "network")),
+				state ? state : "not stopped");
 	}
 	return 0;
 }
@@ -153,11 +157,7 @@ int kc_sg_build_host(struct kc_db *db, const char *host, json_t **ret, struct kc
 			return -1;
 		json_array_foreach(nics, k, nic)
 		{
-			/* An OVS NIC was refused when the groups were set; should one
-			 * appear later, it is left out here and the agent refuses it
-			 * if it ever sees it on an OVS port. */
-			if (json_is_true(json_object_get(nic, "ovs")))
-				continue;
+			/* OVS NICs too: the agent moves them to the hybrid plug. */
 			json_array_append_new(
 				out_nics, json_pack("{s:O,s:O}", "mac", json_object_get(nic, "mac"),
 						    "ips", json_object_get(nic, "ips")));

@@ -19,9 +19,12 @@ struct kc_server;
  * definition.  A NIC outside them (user networking, a plain libvirt
  * network) is not listed and so cannot be protected. */
 int kc_sg_vm_nics(struct kc_db *db, const char *vm, json_t **ret, struct kc_error *err);
-/* KC_ERR_INVALID if any NIC of the VM is on an Open vSwitch network:
- * nft's bridge family and br_netfilter do not see OVS ports. */
-int kc_sg_vm_check_nics(struct kc_db *db, const char *vm, struct kc_error *err);
+/* KC_ERR_CONFLICT if the VM has a NIC on an Open vSwitch network, runs
+ * (`state`, the row's, is not "shutoff") and has no
+ * group yet: such a NIC is plugged straight into OVS, where nft does not
+ * see it, and moves to the hybrid plug (docs/networking.md) only while the
+ * VM is stopped. */
+int kc_sg_vm_check_nics(struct kc_db *db, const char *vm, const char *state, struct kc_error *err);
 /* sg.apply's args for `host`: every VM there with a group, its NICs and
  * its groups' rules flattened (remote groups expanded to their members'
  * addresses). */

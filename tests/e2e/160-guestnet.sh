@@ -7,7 +7,8 @@
 #    reaches a "WAN" namespace behind host 1's uplink (ping and TCP; the
 #    WAN sees the uplink's address: masqueraded) and is not reachable
 #    from there;
-#  - OVS VLAN: guests on VLAN 200 on host 1 and host 2 ping each other
+#  - OVS VLAN: guests on VLAN 200 on host 1 and host 2 get their
+#    addresses from kvmcloud's DHCP server on their host, ping each other
 #    and talk TCP across the trunk; a guest on VLAN 300 (same subnet)
 #    cannot reach them;
 #  - VXLAN: the agents make the bridge and vxlan device on both hosts and
@@ -150,12 +151,16 @@ check "the WAN cannot reach $VMN, even with a route" bash -c \
 # ---- OVS VLANs across hosts ----
 for v in "$H1 $VA 10.20.7.11" "$H2 $VB 10.20.7.12" "$H2 $VC 10.20.7.13"; do
 	set -- $v
-	check "$2 boots" sim_wait_log "$(log_of $1 $2)" 'KVMCLOUD-READY' 240
-	# DHCP on a VLAN is the network's own business (docs/networking.md):
-	# the address kvmcloud allocated is set by hand here.
-	check "$2 takes $3" gexec $1 $2 "ip addr add $3/24 dev eth0 2>/dev/null; ip link set eth0 up" \
-		"ip-$2"
+	# From kvmcloud's DHCP server for that network on that host (its
+	# port on the OVS bridge carries the network's tag).
+	check "$2 boots with $3 from DHCP" sim_wait_log "$(log_of $1 $2)" \
+		"KVMCLOUD-READY .*ip=${3//./\\.}\\b" 240
 done
+check "$H2 has a DHCP port per VLAN network on cloudbr, tagged 200 and 300" bash -c "
+	p=\$($SIMHOST exec $H2 ovs-vsctl --timeout=10 list-ports cloudbr | grep -E '^kcd[0-9a-f]{8}h\$') &&
+	[ \$(wc -l <<<\"\$p\") -eq 2 ] &&
+	for q in \$p; do $SIMHOST exec $H2 ovs-vsctl --timeout=10 get Port \$q tag; done | sort |
+		tr '\\n' ' ' | grep -qx '200 300 '"
 check "$VB ($H2) pings $VA ($H1) on VLAN 200" gexec $H2 $VB "ping -c 3 -w 5 10.20.7.11 >/dev/null" \
 	vbping
 check "$VA listens on TCP 9000" gexec $H1 $VA "(nc -l -p 9000 >/tmp/got &)" valisten

@@ -10,7 +10,8 @@
 # opens a port; a spoofed source IP and a spoofed MAC from the guest never
 # reach the client (and the anti-spoofing counters show the drops); a VM
 # restart (new tap) is protected again by the agent on its own; removing
-# the groups removes the tables.  (OVS refusal: tests/server/test_secgroups.c.)
+# the groups removes the tables.  Then the same on Open vSwitch (the
+# hybrid plug; the refusal for a running VM: tests/server/test_secgroups.c).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-simhost.sh"
 
@@ -163,6 +164,88 @@ check "without groups our tables are gone" bash -c \
 check "without groups 9090 answers" probe 9090
 
 check "the unused group is deleted" kc sg delete web
+
+# ---- Security groups on Open vSwitch: the hybrid plug (H4) ----
+# A VM on an OVS VLAN network (VLAN 300 on netdev bridge kcsgovs) and a
+# client veth tagged 300 on the same bridge.  A running VM's first group
+# is refused (its NIC sits straight on OVS, where nft sees nothing); set
+# while it is stopped, the agent moves the NIC to tap -> kcq<MAC> ->
+# kcv<MAC>/kco<MAC> -> OVS port tag 300, and the rules above apply as on
+# a Linux bridge.  Deleting the VM removes the three links and the port.
+ONET=kce2e-sgovs
+OVM=kce2e-sgovm
+OIP=10.62.0.55
+OCIP=10.62.0.77
+OCNS=kce2esgo
+OLOG=$KC_E2E_DATA/agent-$H/console/$OVM.log
+check "Open vSwitch runs in $H" "$SIMHOST" ovs $H
+check "OVS bridge kcsgovs (netdev) in $H" sim_exec $H ovs-vsctl --timeout=10 --may-exist \
+	add-br kcsgovs -- set bridge kcsgovs datapath_type=netdev
+check "OVS network $ONET (VLAN 300)" kc net-create $ONET --kind vlan --bridge kcsgovs \
+	--vlan 300 --cidr 10.62.0.0/24
+check "VM $OVM is created on it" kc vm create $OVM --image kctest --memory 128 --nic $ONET,ip=$OIP
+check "group ovsweb is created (tcp 2222 in)" api POST /api/v1/security-groups \
+	'{"name":"ovsweb","rules":[{"direction":"in","protocol":"tcp","port_min":2222,"cidr":"0.0.0.0/0"}]}'
+check_err "a running OVS VM's first group is refused" "stop it" kc vm set-sg $OVM ovsweb
+check "VM $OVM is stopped" kc vm destroy $OVM
+check "...and the server knows" bash -c "for i in \$(seq 1 100); do
+	[ \"\$(kc --json vm show $OVM | json_get 'd[\"state\"]')\" = shutoff ] && exit 0; sleep 0.2; done; exit 1"
+out=$(api PUT /api/v1/vms/$OVM/security-groups '{"security_groups":["ovsweb"]}')
+echo "$out" >>"$KC_LOG"
+check "set-sg on the stopped VM is applied on $H" bash -c "echo '$out' | grep -q '\"applied\": *true'"
+OMAC=$(sim_virsh $H domiflist $OVM | awk '$5 ~ /:/ {print $5; exit}')
+OHEX=$(echo "$OMAC" | tr -d :)
+diag "NIC $OMAC: kcq$OHEX"
+check "the NIC's MAC is known" test ${#OHEX} -eq 12
+check "the definition now plugs into kcq$OHEX, no virtualport, csum off kept" bash -c "
+	x=\$(\"$SIMHOST\" exec $H virsh -q dumpxml --inactive $OVM) &&
+	grep -q \"<source bridge='kcq$OHEX'/>\" <<<\"\$x\" && ! grep -q virtualport <<<\"\$x\" &&
+	grep -q \"csum='off'\" <<<\"\$x\" && grep -Eq \"bridge=.kcsgovs. vlan=.300.\" <<<\"\$x\""
+check "VM $OVM starts again" kc vm start $OVM
+check "kco$OHEX is an OVS port with tag 300" bash -c \
+	"[ \"\$(\"$SIMHOST\" exec $H ovs-vsctl --timeout=10 get Port kco$OHEX tag)\" = 300 ]"
+check "the tap is a port of kcq$OHEX" bash -c \
+	"\"$SIMHOST\" exec $H ip -o link show master kcq$OHEX | grep -q vnet"
+check "$OVM boots" sim_wait_log "$OLOG" 'KVMCLOUD-READY' 240
+# DHCP on a VLAN is the network's own business: the address is set by hand.
+check "$OVM takes $OIP" sim_console_run $H $OVM "$OLOG" \
+	"ip addr add $OIP/24 dev eth0 2>/dev/null; ip link set eth0 up; echo OIP rc=\$?" 'OIP rc=[0-9]' 30
+check "client namespace on kcsgovs, VLAN 300" sim_exec $H bash -c "
+	ip netns add $OCNS &&
+	ip link add kcsgo0 type veth peer name kcsgo1 &&
+	ip link set kcsgo1 netns $OCNS && ip link set kcsgo0 up &&
+	ethtool -K kcsgo0 tx off >/dev/null &&
+	ip netns exec $OCNS ethtool -K kcsgo1 tx off >/dev/null &&
+	ovs-vsctl --timeout=10 add-port kcsgovs kcsgo0 tag=300 &&
+	ip netns exec $OCNS ip addr add $OCIP/24 dev kcsgo1 &&
+	ip netns exec $OCNS ip link set kcsgo1 up && ip netns exec $OCNS ip link set lo up"
+in_oclient() { sim_exec $H ip netns exec $OCNS "$@"; }
+oprobe() { in_oclient timeout 5 nc -w 3 $OIP "$1" </dev/null 2>/dev/null | grep -q "hello-$1"; }
+no_oprobe() { ! oprobe "$1"; }
+export -f oprobe no_oprobe in_oclient
+export OCNS OIP
+check "guest listens on 2222 and 8080" sim_console_run $H $OVM "$OLOG" \
+	"[ -e /tmp/lsn ] || { touch /tmp/lsn; for p in 2222 8080; do (while true; do echo hello-\$p | nc -l -p \$p || sleep 1; done) & done; }; echo LSN rc=\$?" \
+	'LSN rc=[0-9]'
+OTAP=$(sim_virsh $H domiflist $OVM | awk '$5 ~ /:/ {print $1; exit}')
+check "the bridge table guards tap $OTAP" bash -c "for i in \$(seq 1 50); do
+	\"$SIMHOST\" exec $H nft list chain bridge kvmcloud_sg spoof_$OTAP >/dev/null 2>&1 && exit 0; sleep 0.2; done; exit 1"
+check "OVS: allowed port 2222 answers through the hybrid plug" oprobe 2222
+check "OVS: port 8080 is dropped" no_oprobe 8080
+check "OVS: the guest pings the client with its own address" sim_console_run $H $OVM "$OLOG" \
+	"ping -c 2 -W 2 $OCIP >/dev/null; echo OREAL rc=\$?" 'OREAL rc=0' 30
+check "OVS: a spoofed source 10.62.0.66 gets no answer" sim_console_run $H $OVM "$OLOG" \
+	"ip addr add 10.62.0.66/32 dev eth0; ping -c 2 -W 2 -I 10.62.0.66 $OCIP >/dev/null; echo OSPOOF rc=\$?" \
+	'OSPOOF rc=[1-9]' 30
+check "OVS: the spoof chain's IPv4 source counter counts" bash -c \
+	"\"$SIMHOST\" exec $H nft list chain bridge kvmcloud_sg spoof_$OTAP | grep 'ip saddr !=' | grep -Eq 'packets [1-9]'"
+check "VM $OVM is stopped and deleted" bash -c "kc vm destroy $OVM && kc vm delete $OVM"
+check "no kcq/kcv/kco link is left" bash -c \
+	"l=\$(\"$SIMHOST\" exec $H ip -o link show) && ! grep -E 'kc[qvo]$OHEX' <<<\"\$l\""
+check "no kco port is left on kcsgovs" bash -c \
+	"p=\$(\"$SIMHOST\" exec $H ovs-vsctl --timeout=10 list-ports kcsgovs) && ! grep -q kco$OHEX <<<\"\$p\""
+check "group ovsweb and network $ONET are deleted" bash -c \
+	"kc sg delete ovsweb && kc net delete $ONET"
 
 # The client namespace and its processes go with the simulated host.
 finish

@@ -236,6 +236,58 @@ KC_TEST(requested_and_next_free_addresses)
 	kc_db_close(db);
 }
 
+/* vxlan/vlan networks with a range: one address per host for kvmcloud's
+ * DHCP server there, the highest free one, never a NIC's; a full pool
+ * refuses the VM that would need another. */
+KC_TEST(dhcp_server_address_per_host)
+{
+	struct kc_db *db = fresh_db();
+	struct kc_error err = {0};
+	_cleanup_json_ json_t *d1 = NULL, *d2 = NULL, *facts = NULL;
+	char ip[16];
+	/* 10.9.0.1 .. 10.9.0.6 (no gateway on vxlan) */
+	if (!KC_CHECK_INT(net(db,
+			      "{\"name\":\"x\",\"kind\":\"vxlan\",\"vni\":9,\"underlay\":\"e0\","
+			      "\"cidr\":\"10.9.0.0/29\"}",
+			      &err),
+			  0)) {
+		kc_test_diag("%s", err.message);
+		return;
+	}
+	if (KC_CHECK_INT(create(db, "d1", "[{\"network\":\"x\"}]", &d1, &err), 0))
+		KC_CHECK_STREQ(def_ip(d1, 0), "10.9.0.1");
+	if (KC_CHECK_INT(kc_db_network_dhcp_ip(db, "x", "h1", ip, &err), 0))
+		KC_CHECK_STREQ(ip, "10.9.0.6");
+	/* Another VM on h1 shares the server; the server's address is taken. */
+	struct kc_error e = {0};
+	KC_CHECK_INT(create(db, "d2", "[{\"network\":\"x\",\"ip\":\"10.9.0.6\"}]", NULL, &e), -1);
+	KC_CHECK_INT(e.code, KC_ERR_CONFLICT);
+	/* Another host gets its own. */
+	facts = json_pack("{s:i,s:I}", "cpus", 64, "memory_kib", (json_int_t)64 * 1024 * 1024);
+	if (kc_db_host_add(db, "h2", NULL, NULL, &err) < 0 ||
+	    kc_db_host_upsert(db, &(struct kc_db_host){.name = "h2", .facts = facts}, &err) < 0 ||
+	    kc_db_host_set_state(db, "h2", "Up", &err) < 0 ||
+	    kc_db_host_set_state(db, "h1", "Maintenance", &err) < 0)
+		kc_test_diag("host: %s", err.message);
+	if (KC_CHECK_INT(create(db, "d2", "[{\"network\":\"x\"}]", &d2, &err), 0))
+		KC_CHECK_STREQ(def_ip(d2, 0), "10.9.0.2");
+	if (KC_CHECK_INT(kc_db_network_dhcp_ip(db, "x", "h2", ip, &err), 0))
+		KC_CHECK_STREQ(ip, "10.9.0.5");
+	if (KC_CHECK_INT(kc_db_network_dhcp_ip(db, "x", "h1", ip, &err), 0))
+		KC_CHECK_STREQ(ip, "10.9.0.6");
+	KC_CHECK_INT(create(db, "d3", "[{\"network\":\"x\"}]", NULL, &err), 0);
+	KC_CHECK_INT(create(db, "d4", "[{\"network\":\"x\"}]", NULL, &err), 0);
+	struct kc_error e2 = {0};
+	KC_CHECK_INT(create(db, "d5", "[{\"network\":\"x\"}]", NULL, &e2), -1);
+	KC_CHECK_INT(e2.code, KC_ERR_NO_CAPACITY);
+	/* A network without a range, or a nat one, has no such server. */
+	net(db, "{\"name\":\"v\",\"kind\":\"vlan\",\"bridge\":\"cloudbr\",\"vlan\":200}", &err);
+	KC_CHECK_INT(create(db, "d6", "[{\"network\":\"v\"}]", NULL, &err), 0);
+	if (KC_CHECK_INT(kc_db_network_dhcp_ip(db, "v", "h2", ip, &err), 0))
+		KC_CHECK_STREQ(ip, "");
+	kc_db_close(db);
+}
+
 struct race {
 	struct kc_db *db;
 	int i;

@@ -4,10 +4,10 @@
  * server (embedded agent on libvirt's test:///default driver): groups and
  * rules created, listed, shown and deleted; hostile rules refused before
  * anything is stored; duplicates and the per-group limit; a user sees and
- * uses only their own groups; a VM's groups set (at most 10, no OVS NIC);
- * groups in use or named as remote groups not deleted; and the ruleset a
- * host gets (kc_sg_build_host): NICs from the guest-network addresses,
- * rules flattened, remote groups expanded to their members' addresses.
+ * uses only their own groups; a VM's groups set (at most 10; a first group on OVS only when
+ * stopped); groups in use or named as remote groups not deleted; and the ruleset a host gets
+ * (kc_sg_build_host): NICs from the guest-network addresses, rules flattened, remote groups
+ * expanded to their members' addresses.
  */
 #include <string.h>
 
@@ -311,7 +311,7 @@ KC_TEST(host_ruleset_and_remote_groups)
 	srvtest_reply_clear(&r);
 }
 
-KC_TEST(ovs_nic_refused)
+KC_TEST(ovs_nic_needs_stopped_vm)
 {
 	struct kc_db *db = S.srv->db;
 	struct kc_error err = {0};
@@ -329,14 +329,32 @@ KC_TEST(ovs_nic_refused)
 			    "INSERT INTO addresses (network, ip, mac, vm, nic, created_at) "
 			    "VALUES ('kcsgovs', NULL, '52:54:00:5a:00:09', 'kcsg-a2', 1, $1)",
 			    KC_DB_PARAMS(KC_DB_TEXT(now)), NULL, &err) == 0);
+	/* Running, no group yet: the NIC is plugged straight into OVS. */
+	KC_CHECK(kc_db_exec(db, "UPDATE vms SET state = 'running' WHERE name = 'kcsg-a2'", NULL, 0,
+			    NULL, &err) == 0);
 	struct srvtest_reply r = call("PUT", "/api/v1/vms/kcsg-a2/security-groups", tok_a,
 				      "{\"security_groups\":[\"web\"]}");
-	KC_CHECK_INT(r.status, 400);
-	KC_CHECK(strstr(srvtest_err_msg(&r) ? srvtest_err_msg(&r) : "", "Open vSwitch") != NULL);
+	KC_CHECK_INT(r.status, 409);
+	KC_CHECK(strstr(srvtest_err_msg(&r) ? srvtest_err_msg(&r) : "", "stop it") != NULL);
 	srvtest_reply_clear(&r);
 	r = call("GET", "/api/v1/vms/kcsg-a2/security-groups", tok_a, NULL);
 	KC_CHECK_INT(json_array_size(json_object_get(r.json, "security_groups")), 0);
 	srvtest_reply_clear(&r);
+	/* Stopped: accepted (the agent moves the NIC to the hybrid plug). */
+	KC_CHECK(kc_db_exec(db, "UPDATE vms SET state = 'shutoff' WHERE name = 'kcsg-a2'", NULL, 0,
+			    NULL, &err) == 0);
+	KC_CHECK_INT(status_of("PUT", "/api/v1/vms/kcsg-a2/security-groups", tok_a,
+			       "{\"security_groups\":[\"web\"]}"),
+		     200);
+	/* Running with a group already: on the hybrid plug, groups change live. */
+	KC_CHECK(kc_db_exec(db, "UPDATE vms SET state = 'running' WHERE name = 'kcsg-a2'", NULL, 0,
+			    NULL, &err) == 0);
+	KC_CHECK_INT(status_of("PUT", "/api/v1/vms/kcsg-a2/security-groups", tok_a,
+			       "{\"security_groups\":[\"web\",\"db\"]}"),
+		     200);
+	KC_CHECK_INT(status_of("PUT", "/api/v1/vms/kcsg-a2/security-groups", tok_a,
+			       "{\"security_groups\":[]}"),
+		     200);
 }
 
 KC_TEST(routes_need_a_token)

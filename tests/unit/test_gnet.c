@@ -14,10 +14,12 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "dhcp_conf.h"
 #include "gnet.h"
 #include "json_util.h"
 #include "kctest.h"
 #include "netdef_xml.h"
+#include "secgroup.h" /* kc_ifname_validate */
 #include "vmspec.h"
 
 #ifndef KC_SOURCE_DIR
@@ -234,6 +236,90 @@ KC_TEST(dhcp_host_xml)
 	KC_CHECK(bad == NULL);
 }
 
+/* dnsmasq for a vxlan network: the exact argv, and what is refused. */
+KC_TEST(dhcp_conf_vxlan)
+{
+	static const char *const want[] = {
+		"/usr/sbin/dnsmasq",
+		"--conf-file=/d/hosts",
+		"--port=0",
+		"--interface=kcd0000abcdn",
+		"--bind-interfaces",
+		"--except-interface=lo",
+		"--dhcp-range=10.31.65.0,static,255.255.255.0,1h",
+		"--dhcp-ignore=tag:!known",
+		"--leasefile-ro",
+		"--pid-file=/d/pid",
+		"--dhcp-option=6",
+		"--dhcp-option=3",
+		"--dhcp-option=26,1450",
+	};
+	struct kc_gnet g;
+	struct kc_error err = {0};
+	_cleanup_free_ struct kc_dhcp_argv *a = calloc(1, sizeof(*a));
+	uint32_t sip = 0, out = 0;
+	if (!KC_CHECK_INT(parse("{\"name\":\"v\",\"kind\":\"vxlan\",\"vni\":7165,"
+				"\"underlay\":\"eth0\",\"cidr\":\"10.31.65.0/24\"}",
+				&g, &err),
+			  0))
+		return;
+	kc_ipv4_parse("10.31.65.254", "x", &sip, NULL);
+	if (!KC_CHECK_INT(kc_dhcp_argv_build(&g, sip, "/usr/sbin/dnsmasq", "kcd0000abcdn",
+					     "/d/hosts", "/d/pid", a, &err),
+			  0))
+		return;
+	KC_CHECK_INT((int)a->n, (int)KC_ARRAY_SIZE(want));
+	for (size_t i = 0; i < a->n && i < KC_ARRAY_SIZE(want); i++)
+		KC_CHECK_STREQ(a->argv[i], want[i]);
+	KC_CHECK(a->argv[a->n] == NULL);
+
+	/* The server's address must be in the pool. */
+	kc_ipv4_parse("10.31.66.9", "x", &out, NULL);
+	struct kc_error e2 = {0};
+	KC_CHECK_INT(kc_dhcp_argv_build(&g, out, "/usr/sbin/dnsmasq", "x", "/h", "/p", a, &e2), -1);
+	KC_CHECK_INT(e2.code, KC_ERR_INVALID);
+	/* A path past the argument buffer is refused, not cut. */
+	char longpath[KC_DHCP_ARG_LEN + 8];
+	memset(longpath, 'a', sizeof(longpath) - 1);
+	longpath[0] = '/';
+	longpath[sizeof(longpath) - 1] = '\0';
+	struct kc_error e3 = {0};
+	KC_CHECK_INT(kc_dhcp_argv_build(&g, sip, "/usr/sbin/dnsmasq", "x", longpath, "/p", a, &e3),
+		     -1);
+	KC_CHECK_INT(e3.code, KC_ERR_TOO_LARGE);
+}
+
+/* The hosts file: one dhcp-host line per host; a foreign address refused. */
+KC_TEST(dhcp_conf_hosts)
+{
+	struct kc_gnet g;
+	struct kc_error err = {0};
+	struct kc_dhcp_host h[2] = {{.mac = "52:54:00:aa:00:01"}, {.mac = "52:54:00:aa:00:02"}};
+	_cleanup_free_ char *text = NULL, *none = NULL;
+	if (!KC_CHECK_INT(parse("{\"name\":\"v\",\"kind\":\"vlan\",\"backend\":\"ovs\","
+				"\"bridge\":\"cloudbr\",\"vlan\":200,\"cidr\":\"10.60.0.0/24\"}",
+				&g, &err),
+			  0))
+		return;
+	kc_ipv4_parse("10.60.0.2", "x", &h[0].ip, NULL);
+	kc_ipv4_parse("10.60.0.3", "x", &h[1].ip, NULL);
+	if (KC_CHECK_INT(kc_dhcp_hosts_text(&g, h, 2, &text, &err), 0))
+		KC_CHECK_STREQ(text, "dhcp-host=52:54:00:aa:00:01,10.60.0.2\n"
+				     "dhcp-host=52:54:00:aa:00:02,10.60.0.3\n");
+	if (KC_CHECK_INT(kc_dhcp_hosts_text(&g, h, 0, &none, &err), 0))
+		KC_CHECK_STREQ(none, "");
+	kc_ipv4_parse("10.61.0.3", "x", &h[1].ip, NULL);
+	char *bad = NULL;
+	struct kc_error e2 = {0};
+	KC_CHECK_INT(kc_dhcp_hosts_text(&g, h, 2, &bad, &e2), -1);
+	KC_CHECK(bad == NULL);
+	snprintf(h[1].mac, sizeof(h[1].mac), "01:00:5e:00:00:01"); /* multicast */
+	kc_ipv4_parse("10.60.0.3", "x", &h[1].ip, NULL);
+	struct kc_error e3 = {0};
+	KC_CHECK_INT(kc_dhcp_hosts_text(&g, h, 2, &bad, &e3), -1);
+	KC_CHECK_INT(e3.code, KC_ERR_INVALID);
+}
+
 static char *read_file(const char *path)
 {
 	_cleanup_fclose_ FILE *f = fopen(path, "re");
@@ -317,6 +403,117 @@ static int is_json(const struct dirent *d)
 {
 	size_t n = strlen(d->d_name);
 	return n > 5 && strcmp(d->d_name + n - 5, ".json") == 0;
+}
+
+/* ---- the hybrid plug (security groups on Open vSwitch) ---- */
+#define DOMAIN_GOLDEN KC_SOURCE_DIR "/tests/golden/domain"
+
+KC_TEST(hybrid_plug_names)
+{
+	struct kc_error err = {0};
+	struct kc_gnet_plug p;
+	if (KC_CHECK_INT(kc_gnet_plug_names("52:54:00:AA:bb:0C", &p, &err), 0)) {
+		KC_CHECK_STREQ(p.mac, "52:54:00:aa:bb:0c");
+		KC_CHECK_STREQ(p.qbr, "kcq525400aabb0c");
+		KC_CHECK_STREQ(p.vin, "kcv525400aabb0c");
+		KC_CHECK_STREQ(p.vout, "kco525400aabb0c");
+		KC_CHECK_INT(strlen(p.qbr), KC_IFNAME_LEN); /* IFNAMSIZ - 1, exactly */
+		KC_CHECK(kc_ifname_validate(p.qbr, "t", NULL) == 0 &&
+			 kc_ifname_validate(p.vout, "t", NULL) == 0);
+	}
+	KC_CHECK_INT(kc_gnet_plug_names("52:54:00:aa:bb", &p, &err), -1);
+	KC_CHECK_INT(kc_gnet_plug_names("01:00:5e:00:00:01", &p, &err), -1); /* multicast */
+	KC_CHECK_INT(kc_gnet_plug_names("52:54:00:aa:bb:0c;x", &p, &err), -1);
+	KC_CHECK_INT(kc_gnet_plug_names(NULL, &p, &err), -1);
+}
+
+/* guestnets.xml (domain_xml's golden, two OVS NICs) with its OVS NIC on
+ * VLAN 200 and its untagged one moved to the hybrid plug must equal
+ * guestnets-hybrid.xml, which schema-golden.sh checks against libvirt's
+ * schema.  The vxlan NIC is listed too and must stay as it is. */
+KC_TEST(hybrid_domain_golden)
+{
+	static const char *const macs[] = {"52:54:00:00:02:02", "52:54:00:00:02:03",
+					   "52:54:00:00:02:04"};
+	const char *golden_path = DOMAIN_GOLDEN "/guestnets-hybrid.xml";
+	struct kc_error err = {0};
+	_cleanup_free_ char *in = read_file(DOMAIN_GOLDEN "/guestnets.xml");
+	_cleanup_free_ char *out = NULL, *again = NULL, *golden = NULL;
+	size_t changed = 0;
+	if (!KC_CHECK(in != NULL) ||
+	    !KC_CHECK_INT(kc_gnet_domain_hybrid(in, macs, 3, &out, &changed, &err), 0)) {
+		kc_test_diag("%s", err.message);
+		return;
+	}
+	KC_CHECK_INT(changed, 2);
+	if (!KC_CHECK(out != NULL))
+		return;
+	if (getenv("KC_UPDATE_GOLDEN") && strcmp(getenv("KC_UPDATE_GOLDEN"), "1") == 0) {
+		_cleanup_fclose_ FILE *f = fopen(golden_path, "we");
+		if (!f || fputs(out, f) < 0)
+			kc_test_fail(golden_path, 0, "cannot write: %s", strerror(errno));
+	} else if (!(golden = read_file(golden_path)) || strcmp(golden, out) != 0) {
+		kc_test_fail(golden_path, 0, "differs from the golden file (or is missing)");
+		kc_test_diag("generated:\n%s", out);
+	}
+	/* Idempotent: nothing left to move. */
+	KC_CHECK_INT(kc_gnet_domain_hybrid(out, macs, 3, &again, &changed, &err), 0);
+	KC_CHECK(again == NULL && changed == 0);
+	/* What the agent reads back at the next start. */
+	struct kc_gnet_plug p[KC_PLUGS_MAX];
+	size_t n = 0;
+	if (KC_CHECK_INT(kc_gnet_domain_plugs(out, p, KC_PLUGS_MAX, &n, &err), 0) &&
+	    KC_CHECK_INT(n, 2)) {
+		KC_CHECK_STREQ(p[0].qbr, "kcq525400000202");
+		KC_CHECK_STREQ(p[0].ovs_bridge, "cloudbr");
+		KC_CHECK_INT(p[0].vlan, 200);
+		KC_CHECK_STREQ(p[1].vout, "kco525400000204");
+		KC_CHECK_STREQ(p[1].ovs_bridge, "cloudbr1");
+		KC_CHECK_INT(p[1].vlan, 0);
+	}
+	KC_CHECK_INT(kc_gnet_domain_plugs(out, p, 1, &n, &err), -1); /* over max */
+	/* A domain without plugs has none; a NIC not listed is not moved. */
+	KC_CHECK_INT(kc_gnet_domain_plugs(in, p, KC_PLUGS_MAX, &n, &err), 0);
+	KC_CHECK_INT(n, 0);
+	free(again);
+	again = NULL;
+	KC_CHECK_INT(kc_gnet_domain_hybrid(in, macs + 1, 1, &again, &changed, &err), 0);
+	KC_CHECK(again == NULL && changed == 0);
+}
+
+/* Recorded plugs reach ip and ovs-vsctl: each is checked again. */
+KC_TEST(hybrid_plugs_refused)
+{
+	static const char *const bad[] = {
+		"bridge=\"a;b\" vlan=\"1\" mac=\"52:54:00:00:00:01\"",
+		"bridge=\"cloudbr\" vlan=\"4095\" mac=\"52:54:00:00:00:01\"",
+		"bridge=\"cloudbr\" vlan=\"1.5\" mac=\"52:54:00:00:00:01\"",
+		"bridge=\"cloudbr\" vlan=\"1\" mac=\"52:54:00:00:00\"",
+		"vlan=\"1\" mac=\"52:54:00:00:00:01\"",
+	};
+	struct kc_gnet_plug p[KC_PLUGS_MAX];
+	size_t n;
+	for (size_t i = 0; i < KC_ARRAY_SIZE(bad); i++) {
+		char xml[512];
+		struct kc_error err = {0};
+		snprintf(xml, sizeof(xml),
+			 "<domain><metadata><kcplug:plugs xmlns:kcplug=\"" KC_PLUG_NS "\">"
+			 "<kcplug:nic %s/></kcplug:plugs></metadata></domain>",
+			 bad[i]);
+		if (!KC_CHECK_INT(kc_gnet_domain_plugs(xml, p, KC_PLUGS_MAX, &n, &err), -1))
+			kc_test_diag("accepted: %s", bad[i]);
+	}
+	/* A VLAN trunk cannot become one tagged port. */
+	const char *trunk =
+		"<domain><devices><interface type='bridge'><mac address='52:54:00:00:00:01'/>"
+		"<source bridge='cloudbr'/><virtualport type='openvswitch'/><vlan trunk='yes'>"
+		"<tag id='2'/><tag id='3'/></vlan></interface></devices></domain>";
+	static const char *const mac[] = {"52:54:00:00:00:01"};
+	char *out = NULL;
+	size_t changed;
+	struct kc_error err = {0};
+	KC_CHECK_INT(kc_gnet_domain_hybrid(trunk, mac, 1, &out, &changed, &err), -1);
+	KC_CHECK(out == NULL);
 }
 
 int main(void)
