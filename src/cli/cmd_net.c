@@ -83,6 +83,11 @@ static void print_show(FILE *out, const json_t *n)
 			kc_fmt_safe(out, str(h, "local_ip"));
 			fputc(')', out);
 		}
+		if (json_is_string(json_object_get(h, "dhcp_ip"))) {
+			fputs(" (dhcp ", out);
+			kc_fmt_safe(out, str(h, "dhcp_ip"));
+			fputc(')', out);
+		}
 		fputc('\n', out);
 	}
 }

@@ -102,6 +102,9 @@ D2=$(dhcp_of $VX $H2 2>/dev/null)
 diag "DHCP servers of $VX: $H1=$D1 $H2=$D2"
 check "$VX has a DHCP server address per host, from the top of the pool" bash -c \
 	"[[ '$D1' == 10.31.65.25[34] && '$D2' == 10.31.65.25[34] && '$D1' != '$D2' ]]"
+check "net-show lists each host with its VTEP and DHCP address" bash -c \
+	"kc net-show $VX | grep -qx 'host        $H1 (vtep 10.251.0.$I1) (dhcp $D1)' &&
+	 kc net-show $VX | grep -qx 'host        $H2 (vtep 10.251.0.$I2) (dhcp $D2)'"
 check "the DHCP servers' addresses are not the guests'" bash -c \
 	"[[ '$D1' != '$IPA' && '$D1' != '$IPB' && '$D2' != '$IPA' && '$D2' != '$IPB' ]]"
 # dnsmasq_in_ns HOST: a dnsmasq runs in one of HOST's kcdhcp-* namespaces.
