@@ -248,14 +248,19 @@ static int ensure_vxlan(const struct kc_gnet *g, const json_t *peers, json_t *re
 	/* Recreating the device would lose its bridge port and FDB: only
 	 * when it is missing, and both are (re)applied below regardless. */
 	if (!link_exists(dev)) {
-		char *argv[] = {IP_BIN,	      "link",
-				"add",	      dev,
-				"type",	      "vxlan",
-				"id",	      vni,
-				"dstport",    VXLAN_PORT,
-				"local",      local,
-				"dev",	      (char *)g->underlay,
-				"nolearning", NULL};
+		/* Learning on: flood-and-learn (RFC 7348).  Unknown and broadcast
+		 * frames go to every peer by the flood entries below; a reply
+		 * teaches the device which host a MAC is behind, so unicast
+		 * then goes to that host only.  With the host firewall only
+		 * peers' UDP 4789 reaches it, so only they can teach it. */
+		char *argv[] = {IP_BIN,	   "link",
+				"add",	   dev,
+				"type",	   "vxlan",
+				"id",	   vni,
+				"dstport", VXLAN_PORT,
+				"local",   local,
+				"dev",	   (char *)g->underlay,
+				NULL};
 		if (kc_run(argv, err) < 0)
 			return -1;
 	}

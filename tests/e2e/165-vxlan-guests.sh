@@ -143,6 +143,9 @@ diag "tcpdump: $(head -n 1 "$TD")"
 check "tcpdump on $H1's underlay: UDP 4789 between the hosts, VNI $VNI" bash -c "
 	grep -E '10\.251\.0\.$I1\.[0-9]+ > 10\.251\.0\.$I2\.4789: VXLAN.* vni $VNI\$' '$TD' &&
 	grep -E '10\.251\.0\.$I2\.[0-9]+ > 10\.251\.0\.$I1\.4789: VXLAN.* vni $VNI\$' '$TD'"
+MACB=$(kc --json net-addresses $VX | json_get "[a['mac'] for a in d['addresses'] if a['vm'] == '$GB'][0]")
+check "$H1's device learned that $GB ($MACB) is behind $H2" bash -c \
+	"$SIMHOST exec $H1 bridge fdb show dev kcvx$VNI | grep -qi '^$MACB dst 10\.251\.0\.$I2 '"
 
 check "$GB listens on TCP 9000" gexec $H2 $GB "rm -f /tmp/got; (sleep 60 | nc -l -p 9000 >/tmp/got &)" \
 	vxlisten
