@@ -256,6 +256,17 @@ json_t *kc_req_vm_create(const struct kc_args *a, struct kc_error *err)
 			json_array_append_new(arr, nic);
 		}
 	}
+	const struct kc_optval *sgs = kc_args_list(a, "sg");
+	if (sgs->n > 0) {
+		json_t *arr = json_array();
+		if (set_new(req, "security_groups", arr, err) < 0)
+			return NULL;
+		for (unsigned i = 0; i < sgs->n; i++) {
+			if (kc_name_validate(sgs->vals[i], "--sg", err) < 0)
+				return NULL;
+			json_array_append_new(arr, json_string(sgs->vals[i]));
+		}
+	}
 	const char *boot = kc_args_value(a, "boot");
 	if (boot) {
 		json_t *b = boot_list(boot, err);

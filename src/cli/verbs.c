@@ -23,7 +23,8 @@ static const struct kc_optdef vm_create_opts[] = {
 	{"user-data", KC_OPT_VALUE}, {"zone", KC_OPT_VALUE},
 	{"cluster", KC_OPT_VALUE},   {"group", KC_OPT_VALUE},
 	{"group-policy", KC_OPT_VALUE}, {"async", KC_OPT_FLAG},
-	{"pool", KC_OPT_VALUE},      {"full-clone", KC_OPT_FLAG}, {NULL, 0},
+	{"pool", KC_OPT_VALUE},      {"full-clone", KC_OPT_FLAG}, {"sg", KC_OPT_LIST},
+	{NULL, 0},
 };
 static const struct kc_optdef vm_template_opts[] = {
 	{"os-type", KC_OPT_VALUE}, {"async", KC_OPT_FLAG}, {NULL, 0}};
@@ -138,6 +139,7 @@ const struct kc_verb kc_verbs[] = {
 	{"vm", "create", kc_cmd_vm_create,
 	 "vm create NAME --image IMG --memory MIB [--host H] [--vcpus N] [--disk-size GIB] "
 	 "[--data-disk GIB]... [--iso NAME] [--nic NETWORK[,ip=A][,mac=MAC]|user|network=NAME|bridge=NAME[,mac=MAC]]... "
+	 "[--sg GROUP]... "
 	 "[--boot hd,cdrom,network] [--graphics none|vnc] [--autostart] [--no-start] "
 	 "[--hostname H] [--user-data FILE] [--zone Z] [--cluster C] "
 	 "[--group NAME [--group-policy affinity|anti-affinity]] [--pool POOL] [--full-clone] "

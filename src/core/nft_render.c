@@ -69,6 +69,8 @@ static void render_spoof(FILE *f, const struct kc_sg_vm *vm, const struct kc_sg_
 	fputs("\t\tether type arp arp saddr ip !=", f);
 	print_set(f, nic, 1, AF_INET, "0.0.0.0");
 	fputs(" counter drop\n", f);
+	/* Not a DHCP server: replies go out only from the network's own. */
+	fputs("\t\tether type ip udp sport 67 udp dport 68 counter drop\n", f);
 	fputs("\t\tether type ip ip saddr 0.0.0.0 udp sport 68 udp dport 67 return\n", f);
 	if (nic_has(nic, AF_INET)) {
 		fputs("\t\tether type ip ip saddr !=", f);
@@ -160,6 +162,12 @@ static void render_vm_chain(FILE *f, const struct kc_sg_vm *vm, size_t idx, enum
 	fprintf(f, "\tchain vm%zu_%s {\n", idx, dir == KC_SG_IN ? "in" : "out");
 	fputs("\t\tct state established,related return\n", f);
 	fputs("\t\tct state invalid counter drop\n", f);
+	/* DHCP answers (kvmcloud's server in a namespace on vlan/vxlan
+	 * networks is forwarded traffic; an offer to a booting guest matches
+	 * no connection yet).  Other guests cannot send them: their spoof
+	 * chains drop server replies. */
+	if (dir == KC_SG_IN && vm_has(vm, AF_INET))
+		fputs("\t\tudp sport 67 udp dport 68 return\n", f);
 	if (dir == KC_SG_IN && vm_has(vm, AF_INET6))
 		fputs("\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, "
 		      "nd-router-advert } return\n",

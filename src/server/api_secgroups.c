@@ -19,6 +19,7 @@
 #include "json_util.h"
 #include "secgroup.h"
 #include "sg_push.h"
+#include "vm_sg.h"
 #include "validate.h"
 
 #define RULE_SEGMENT 5 /* api v1 security-groups {sg} rules {id} */
@@ -38,40 +39,13 @@ static int can_use(struct kc_call *c, const char *name, struct kc_error *err)
 	return 0;
 }
 
-/* The union of the affected hosts of each group in `groups` (names), plus
- * `also` (may be NULL). */
-static json_t *hosts_of(struct kc_db *db, const json_t *groups, const char *also,
-			struct kc_error *err)
-{
-	json_t *out = json_array(), *g, *h, *x;
-	size_t i, k, m;
-
-	if (also)
-		json_array_append_new(out, json_string(also));
-	json_array_foreach(groups, i, g)
-	{
-		_cleanup_json_ json_t *hs = NULL;
-		if (kc_db_sg_hosts(db, json_string_value(g), &hs, err) < 0) {
-			json_decref(out);
-			return NULL;
-		}
-		json_array_foreach(hs, k, h)
-		{
-			bool seen = false;
-			json_array_foreach(out, m, x) seen = seen || json_equal(x, h);
-			if (!seen)
-				json_array_append(out, h);
-		}
-	}
-	return out;
-}
-
 /* Pushes to the hosts affected by `group` and answers `body` + "hosts". */
 static int answer_pushed(struct kc_call *c, unsigned status, json_t *body, const char *group,
 			 struct kc_error *err)
 {
 	_cleanup_json_ json_t *b = body, *groups = json_pack("[s]", group);
-	_cleanup_json_ json_t *hosts = groups ? hosts_of(c->srv->db, groups, NULL, err) : NULL;
+	_cleanup_json_ json_t *hosts =
+		groups ? kc_vm_sg_hosts(c->srv->db, groups, NULL, err) : NULL;
 	if (!hosts || !b)
 		return kc_error_is_set(err) ? -1
 					    : kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
@@ -238,8 +212,8 @@ int kc_api_vm_sg_set(struct kc_call *c, struct kc_error *err)
 	static const char *const keys[] = {"security_groups", NULL};
 	_cleanup_json_ json_t *body = NULL, *row = NULL, *old = NULL, *hosts = NULL;
 	const char *names[KC_SG_GROUPS_PER_VM];
-	json_t *list, *g;
-	size_t i, n = 0;
+	json_t *list;
+	size_t n = 0;
 
 	if (kc_http_read_json(c->req, true, &body, err) < 0)
 		return -1;
@@ -248,28 +222,8 @@ int kc_api_vm_sg_set(struct kc_call *c, struct kc_error *err)
 		return kc_error_set(err, KC_ERR_INVALID,
 				    "the request must be {\"security_groups\": [names]}");
 	list = json_object_get(body, "security_groups");
-	if (!json_is_array(list))
-		return kc_error_set(err, KC_ERR_INVALID,
-				    "security_groups must be an array of names");
-	if (json_array_size(list) > KC_SG_GROUPS_PER_VM)
-		return kc_error_set(err, KC_ERR_INVALID, "a VM has at most %d security groups",
-				    KC_SG_GROUPS_PER_VM);
-	json_array_foreach(list, i, g)
-	{
-		const char *name = json_string_value(g);
-		if (!name)
-			return kc_error_set(err, KC_ERR_INVALID, "security_groups must be names");
-		if (kc_name_validate(name, "security group name", err) < 0 ||
-		    can_use(c, name, err) < 0)
-			return -1;
-		for (size_t k = 0; k < n; k++)
-			if (strcmp(names[k], name) == 0)
-				return kc_error_set(err, KC_ERR_INVALID,
-						    "security group \"%s\" is "
-						    "listed twice",
-						    name);
-		names[n++] = name;
-	}
+	if (kc_vm_sg_names(c->srv->db, list, c->who.user, kc_authz_is_admin(c), names, &n, err) < 0)
+		return -1;
 	if (kc_api_require_managed(c->srv, c->name, &row, err) < 0)
 		return -1;
 	if (n && kc_sg_vm_check_nics(c->srv->db, c->name,
@@ -280,7 +234,8 @@ int kc_api_vm_sg_set(struct kc_call *c, struct kc_error *err)
 	/* The VM's host, and the hosts whose remote-group rules name a group
 	 * the VM left or joined (its addresses enter or leave them). */
 	json_array_extend(old, list);
-	hosts = hosts_of(c->srv->db, old, json_string_value(json_object_get(row, "host")), err);
+	hosts = kc_vm_sg_hosts(c->srv->db, old, json_string_value(json_object_get(row, "host")),
+			       err);
 	if (!hosts)
 		return -1;
 	kc_http_json(c->resp, 200,

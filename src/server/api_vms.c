@@ -33,6 +33,7 @@
 #include "db_vm_list.h"
 #include "gnet_host.h"
 #include "ipam.h"
+#include "vm_sg.h"
 
 #define LOG_DEFAULT_MAX		 (64 * 1024)
 #define LOG_MAX			 (1024 * 1024)
@@ -81,8 +82,7 @@ static bool link_down(const struct kc_error *e)
  * NULL, not both).  `host` names the host a live domain came from;
  * `unreachable`: the record's host did not answer, so its state column
  * is the last known state rather than "missing". */
-static json_t *vm_view(const char *host, const json_t *live, const json_t *row,
-		       bool unreachable)
+static json_t *vm_view(const char *host, const json_t *live, const json_t *row, bool unreachable)
 {
 	json_t *o;
 
@@ -96,7 +96,8 @@ static json_t *vm_view(const char *host, const json_t *live, const json_t *row,
 						json_object_get(row, "created_at"));
 			/* Where its disks are and how they were made (vm_clone.c). */
 			const json_t *rq = json_object_get(row, "request");
-			json_t *pool = json_object_get(rq, "pool"), *clone = json_object_get(rq, "clone");
+			json_t *pool = json_object_get(rq, "pool"),
+			       *clone = json_object_get(rq, "clone");
 			if (json_is_string(pool))
 				json_object_set(o, "pool", pool);
 			if (json_is_string(clone))
@@ -286,8 +287,9 @@ static int vms_list_live(struct kc_call *c, struct kc_error *err)
 		const char *name = json_string_value(json_object_get(v, "name"));
 		const char *rhost = json_string_value(json_object_get(v, "host"));
 		if (name && json_object_get(by_name, name))
-			json_array_append_new(
-				out, vm_view(NULL, NULL, v, !rhost || !json_object_get(answered, rhost)));
+			json_array_append_new(out,
+					      vm_view(NULL, NULL, v,
+						      !rhost || !json_object_get(answered, rhost)));
 	}
 	kc_http_json(c->resp, 200, json_pack("{s:o}", "vms", out));
 	return 0;
@@ -420,6 +422,8 @@ static int create_parse(const json_t *request, struct kc_vm_request *ret_req, ch
 	if (kc_placement_check(body, err) < 0)
 		return -1;
 	kc_placement_strip(body);
+	/* And its security groups (vm_sg.h), checked by kc_api_vm_create. */
+	json_object_del(body, "security_groups");
 	if (kc_vm_request_from_json(body, ret_req, err) < 0)
 		return -1;
 	*ret_host = steal_ptr(&requested);
@@ -437,7 +441,14 @@ int kc_api_vm_create(struct kc_call *c, struct kc_error *err)
 	if (json_object_get(body, "host") && !kc_authz_is_admin(c))
 		return kc_error_set(err, KC_ERR_FORBIDDEN, "only an admin may name the host");
 	/* Bad requests are refused now, not queued as jobs bound to fail. */
-	if (create_parse(body, &req, &requested, err) < 0 || kc_vm_pool_check(c->srv, body, err) < 0)
+	if (create_parse(body, &req, &requested, err) < 0 ||
+	    kc_vm_pool_check(c->srv, body, err) < 0)
+		return -1;
+	json_t *sgs = json_object_get(body, "security_groups");
+	const char *sg_names[KC_SG_GROUPS_PER_VM];
+	size_t n_sg = 0;
+	if (sgs && kc_vm_sg_names(c->srv->db, sgs, c->who.user, kc_authz_is_admin(c), sg_names,
+				  &n_sg, err) < 0)
 		return -1;
 	return kc_jobs_serve(c, "vm.create", req.name, body, 201, err);
 }
@@ -510,6 +521,12 @@ int kc_vm_op_create(struct kc_server *srv, const char *owner, const json_t *requ
 		kc_db_vm_delete(srv->db, req.name, NULL);
 		return kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 	}
+	/* A VM with security groups is made stopped, gets its groups, then
+	 * starts: behind its rules, an OVS NIC on the hybrid plug (vm_sg.h). */
+	const json_t *sgs = json_object_get(request, "security_groups");
+	bool sg_start = json_array_size(sgs) > 0 && req.start;
+	if (sg_start)
+		json_object_set_new(call_args, "start", json_false());
 	/* Library images reach the host first (image_dist.c), and guest
 	 * networks are made there (gnet_host.h). */
 	if (kc_images_ensure_for_vm(srv, host, stored, err) < 0 ||
@@ -549,6 +566,19 @@ int kc_vm_op_create(struct kc_server *srv, const char *owner, const json_t *requ
 					    req.name);
 		}
 		return -1;
+	}
+
+	if (json_array_size(sgs) > 0) {
+		_cleanup_json_ json_t *started = NULL;
+		/* The VM stays (stopped) if this fails: the error says so. */
+		if (kc_vm_sg_attach_new(srv, req.name, host, sgs, err) < 0 ||
+		    (sg_start &&
+		     kc_vm_op_action(srv, "vm.start", req.name, NULL, &started, err) < 0))
+			return -1;
+		if (started) {
+			*ret = steal_ptr(&started);
+			return 0;
+		}
 	}
 
 	_cleanup_json_ json_t *row = NULL;

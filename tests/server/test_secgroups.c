@@ -5,10 +5,11 @@
  * rules created, listed, shown and deleted; hostile rules refused before
  * anything is stored; duplicates and the per-group limit; a user sees and
  * uses only their own groups; a VM's groups set (at most 10; a first group on OVS only when
- * stopped); groups in use or named as remote groups not deleted; and the ruleset a host gets
- * (kc_sg_build_host): NICs from the guest-network addresses, rules flattened, remote groups
- * expanded to their members' addresses.
+ * stopped), also at create (made stopped, grouped, started); groups in use or named as remote
+ * groups not deleted; and the ruleset a host gets (kc_sg_build_host): NICs from the guest-network
+ * addresses, rules flattened, remote groups expanded to their members' addresses.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cleanup.h"
@@ -355,6 +356,47 @@ KC_TEST(ovs_nic_needs_stopped_vm)
 	KC_CHECK_INT(status_of("PUT", "/api/v1/vms/kcsg-a2/security-groups", tok_a,
 			       "{\"security_groups\":[]}"),
 		     200);
+}
+
+/* A VM created with its groups: made stopped, grouped, then started. */
+KC_TEST(create_with_groups)
+{
+	struct srvtest_reply r =
+		call("POST", "/api/v1/vms", tok_a,
+		     "{\"name\":\"kcsg-a3\",\"memory_mib\":64,\"image\":\"kctest\","
+		     "\"security_groups\":[\"web\"]}");
+	KC_CHECK_INT(r.status, 201);
+	KC_CHECK_STREQ(str(r.json, "state"), "running");
+	srvtest_reply_clear(&r);
+	r = call("GET", "/api/v1/vms/kcsg-a3/security-groups", tok_a, NULL);
+	KC_CHECK_INT(r.status, 200);
+	KC_CHECK_INT(json_array_size(json_object_get(r.json, "security_groups")), 1);
+	KC_CHECK_STREQ(
+		json_string_value(json_array_get(json_object_get(r.json, "security_groups"), 0)),
+		"web");
+	srvtest_reply_clear(&r);
+	/* With --no-start it stays stopped, grouped. */
+	r = call("POST", "/api/v1/vms", tok_a,
+		 "{\"name\":\"kcsg-a4\",\"memory_mib\":64,\"image\":\"kctest\",\"start\":false,"
+		 "\"security_groups\":[\"web\"]}");
+	KC_CHECK_INT(r.status, 201);
+	KC_CHECK_STREQ(str(r.json, "state"), "shutoff");
+	srvtest_reply_clear(&r);
+	/* Refused before anything is made: another's group, twice, not a list. */
+	static const char *const bad[][2] = {{"[\"bobs\"]", "404"},
+					     {"[\"web\",\"web\"]", "400"},
+					     {"\"web\"", "400"},
+					     {"[\"../x\"]", "400"},
+					     {"[\"nope\"]", "404"}};
+	for (size_t i = 0; i < KC_ARRAY_SIZE(bad); i++) {
+		char body[256];
+		snprintf(body, sizeof(body),
+			 "{\"name\":\"kcsg-a5\",\"memory_mib\":64,\"image\":\"kctest\","
+			 "\"security_groups\":%s}",
+			 bad[i][0]);
+		KC_CHECK_INT(status_of("POST", "/api/v1/vms", tok_a, body), atol(bad[i][1]));
+		KC_CHECK_INT(status_of("GET", "/api/v1/vms/kcsg-a5", tok_a, NULL), 404);
+	}
 }
 
 KC_TEST(routes_need_a_token)
