@@ -33,6 +33,7 @@
 #include "ha.h"
 #include "hostlink.h"
 #include "json_util.h"
+#include "hostfw_push.h"
 #include "peerlink.h"
 #include "pending.h"
 #include "reconcile.h"
@@ -450,7 +451,10 @@ static int handle_hello(struct conn *c, const json_t *msg, struct kc_error *err)
 	fprintf(stderr, "agent link: host %s connected from %s (agent %s)\n", c->host, c->peer,
 		version);
 	reconcile_host(srv, c->host, domains, creating);
-	kc_volume_reconcile_spawn(srv, c->host); /* asks the host: not on this thread */
+	/* Both ask the host: not on this thread. */
+	char addr[46];
+	kc_volume_reconcile_spawn(srv, c->host,
+				  kc_hostfw_link_address(c->peer, addr) ? addr : NULL);
 	/* Flags, not refusals (cpucheck.c): the scheduler avoids the host. */
 	struct kc_error fe = {0};
 	if (kc_cluster_cpu_check(srv->db, c->host, facts, &fe) < 0 ||

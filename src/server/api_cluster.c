@@ -11,6 +11,7 @@
 #include "api.h"
 #include "cleanup.h"
 #include "cluster.h"
+#include "hostfw_push.h"
 #include "hostlink.h"
 #include "http_util.h"
 #include "json_util.h"
@@ -107,6 +108,9 @@ int kc_api_host_remove(struct kc_call *c, struct kc_error *err)
 	const char *serial = json_string_value(json_object_get(row, "cert_serial"));
 	fprintf(stderr, "host %s removed%s%s\n", c->name, serial ? ", certificate revoked: " : "",
 		serial ? serial : "");
+	/* Its address leaves the other hosts' firewall peers. */
+	if (json_is_string(json_object_get(row, "address")))
+		kc_hostfw_push_peers(srv, NULL);
 	kc_http_json(c->resp, 200,
 		     json_pack("{s:s,s:s?}", "removed", c->name, "revoked_serial", serial));
 	return 0;

@@ -37,9 +37,12 @@ static json_t *host_object(struct kc_server *srv, const json_t *row)
 			 json_object_get(row, "last_seen_at"), "local", local, "connected",
 			 kc_host_reachable(srv, name));
 	/* Why the scheduler avoids the host (scheduler.h), [] if nothing. */
-	if (o)
+	if (o) {
 		json_object_set_new(o, "flags",
 				    json_is_array(flags) ? json_copy(flags) : json_array());
+		json_t *addr = json_object_get(row, "address");
+		json_object_set(o, "address", addr ? addr : json_null());
+	}
 	return o;
 }
 

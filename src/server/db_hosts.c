@@ -7,7 +7,7 @@
 
 #define HOST_COLS                                                                                  \
 	"name, uuid, facts, accel, accel_reason, check_result, checked_at, updated_at, zone, "     \
-	"cluster, state, cert_serial, last_seen_at, flags"
+	"cluster, state, cert_serial, last_seen_at, flags, address"
 
 static const char *const host_json_cols[] = {"facts", "check_result", "flags", NULL};
 

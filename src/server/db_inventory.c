@@ -165,6 +165,20 @@ int kc_db_host_seen(struct kc_db *db, const char *name, struct kc_error *err)
 			  KC_DB_PARAMS(KC_DB_TEXT(name), KC_DB_TEXT(now)), err);
 }
 
+int kc_db_host_set_address(struct kc_db *db, const char *name, const char *address,
+			   struct kc_error *err)
+{
+	return change_one(db, "host", name, "UPDATE hosts SET address = $2 WHERE name = $1",
+			  KC_DB_PARAMS(KC_DB_TEXT(name), KC_DB_TEXT(address)), err);
+}
+
+int kc_db_host_addresses(struct kc_db *db, json_t **ret, struct kc_error *err)
+{
+	return kc_db_query(
+		db, "SELECT name, address FROM hosts WHERE address IS NOT NULL ORDER BY name", NULL,
+		0, ret, err);
+}
+
 int kc_db_host_mark_stale(struct kc_db *db, const char *before, bool to_down, json_t **ret,
 			  struct kc_error *err)
 {

@@ -38,6 +38,11 @@ int kc_db_host_set_state(struct kc_db *db, const char *name, const char *state,
 /* A heartbeat: last_seen_at = now, and Disconnected/Down become Up
  * (Maintenance stays). */
 int kc_db_host_seen(struct kc_db *db, const char *name, struct kc_error *err);
+/* The IP literal the host's agent link comes from (address, NULL: unknown). */
+int kc_db_host_set_address(struct kc_db *db, const char *name, const char *address,
+			   struct kc_error *err);
+/* [{name, address}] of every host whose address is known, by name. */
+int kc_db_host_addresses(struct kc_db *db, json_t **ret, struct kc_error *err);
 /* Hosts in state Up not seen since `before`: *ret the names marked
  * Disconnected (likewise Disconnected -> Down with to_down). */
 int kc_db_host_mark_stale(struct kc_db *db, const char *before, bool to_down, json_t **ret,

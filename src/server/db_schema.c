@@ -342,6 +342,10 @@
 #define V15_NETWORK_DHCP \
 	"ALTER TABLE network_hosts ADD COLUMN dhcp_ip TEXT;" \
 	"CREATE UNIQUE INDEX network_hosts_dhcp_ip ON network_hosts(network, dhcp_ip);"
+/* Version 16 (issue 5, host firewall peers): the IP a host's agent link
+ * comes from, as the server saw it at its last hello (agentlink.c); the
+ * other hosts' firewalls take it as a cluster peer (hostfw_push.c). */
+#define V16_HOST_ADDRESS "ALTER TABLE hosts ADD COLUMN address TEXT;"
 /* clang-format on */
 
 /* Version 3's data: the built-in admin user owns what exists already. */
@@ -417,6 +421,8 @@ static const struct migration {
 	{V14_HOST_FIREWALL(SQ_JSON), V14_HOST_FIREWALL(PG_JSON), NULL},
 	/* 15: DHCP servers of vlan and vxlan networks (ipam.c) */
 	{V15_NETWORK_DHCP, NULL, NULL},
+	/* 16: hosts' link addresses, for firewall peers (hostfw_push.c) */
+	{V16_HOST_ADDRESS, NULL, NULL},
 };
 
 int kc_db_latest_version(void)

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "hostfw_push.h"
 #include "db_pools.h"
 #include "db_vms.h"
 #include "db_volumes.h"
@@ -442,7 +443,8 @@ int kc_volume_reconcile_host(struct kc_server *srv, const char *host, FILE *log,
 	return rc;
 }
 
-/* ---- at hello: a thread per settlement, waited for at shutdown ---- */
+/* ---- at hello: a thread per settlement (then the network pushes of
+ * hostfw_push.h), waited for at shutdown ---- */
 
 static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t run_cond = PTHREAD_COND_INITIALIZER;
@@ -458,6 +460,7 @@ static struct kc_volume_reconciler stopped_rec = {.stopped = true};
 struct run {
 	struct kc_server *srv;
 	char *host;
+	char address[46]; /* "" if unknown */
 };
 
 static void *run_main(void *arg)
@@ -467,6 +470,7 @@ static void *run_main(void *arg)
 
 	if (kc_volume_reconcile_host(r->srv, r->host, stderr, &e) < 0)
 		fprintf(stderr, "volume reconcile: host %s: %s\n", r->host, e.message);
+	kc_net_after_hello(r->srv, r->host, r->address[0] ? r->address : NULL);
 	pthread_mutex_lock(&run_lock);
 	r->srv->volrec->running--;
 	pthread_cond_broadcast(&run_cond);
@@ -476,7 +480,7 @@ static void *run_main(void *arg)
 	return NULL;
 }
 
-void kc_volume_reconcile_spawn(struct kc_server *srv, const char *host)
+void kc_volume_reconcile_spawn(struct kc_server *srv, const char *host, const char *address)
 {
 	struct run *r = calloc(1, sizeof(*r));
 	pthread_attr_t attr;
@@ -487,6 +491,8 @@ void kc_volume_reconcile_spawn(struct kc_server *srv, const char *host)
 		return;
 	}
 	r->srv = srv;
+	if (address)
+		snprintf(r->address, sizeof(r->address), "%s", address);
 	pthread_mutex_lock(&run_lock);
 	if (!srv->volrec)
 		srv->volrec = calloc(1, sizeof(*srv->volrec));

@@ -79,7 +79,8 @@ int kc_volume_settle(struct kc_server *srv, struct kc_db *db, const char *host,
 int kc_volume_reconcile_host(struct kc_server *srv, const char *host, FILE *log,
 			     struct kc_error *err);
 /* The same on a thread of its own (the hello's thread must go on reading
- * the link); errors go to stderr. */
-void kc_volume_reconcile_spawn(struct kc_server *srv, const char *host);
+ * the link), followed by kc_net_after_hello (hostfw_push.h) with the
+ * link's `address` (may be NULL); errors go to stderr. */
+void kc_volume_reconcile_spawn(struct kc_server *srv, const char *host, const char *address);
 /* Waits for the threads of kc_volume_reconcile_spawn; none start after. */
 void kc_volume_reconcile_stop(struct kc_server *srv);

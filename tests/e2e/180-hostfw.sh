@@ -4,8 +4,9 @@
 # hosts with joined agents and a server on the simulated bridge
 # (10.251.0.254): `kvmcloud host fw-apply` on host 1, then `nc` listeners
 # inside host 1 probed from the server's address and from host 2 (a peer):
-# ssh open to both, VNC only from the server, migration only from the peer,
-# anything else dropped.  The ruleset survives an agent restart (loaded
+# ssh open to both, VNC only from the server, migration only from the peer
+# (the server sends each host the others' link addresses as peers, and
+# takes a removed host out again), anything else dropped.  The ruleset survives an agent restart (loaded
 # from its file); a policy that cuts the server off is rolled back by the
 # agent's timer; another nft table in the host stays untouched.
 . "$(dirname "$0")/lib.sh"
@@ -72,14 +73,23 @@ table ip kce2efw_other {
 }
 EOF
 
+# The server records each host's link address at its hello and sends every
+# host the others' as its @peers: the policy names no peer.
+for h in "$H1 $A1" "$H2 $A2"; do
+	set -- $h
+	check "$1's address is $2 (its link, at hello)" bash -c \
+		"kc --json host show $1 | json_get 'd[\"address\"]' | grep -qx '$2'"
+done
 cat >"$KC_E2E_DATA/fw-policy.json" <<EOF
-{"policy": {"peers": ["$A2"], "nat_bridges": []}, "confirm_s": 8}
+{"policy": {"nat_bridges": []}, "confirm_s": 8}
 EOF
 check "host fw-apply $H1: confirmed" bash -c \
 	"kc --json host fw-apply $H1 '$KC_E2E_DATA/fw-policy.json' | grep -q '\"state\": *\"confirmed\"'"
 check "table inet kvmcloud_host is loaded in $H1" sim_exec $H1 nft list table inet kvmcloud_host
 check "its @servers set holds the server's address (from the link)" bash -c \
 	"sim_exec $H1 nft list set inet kvmcloud_host servers | grep -q '$SRV'"
+check "its @peers set holds $H2's address (pushed by the server)" bash -c \
+	"sim_exec $H1 nft list set inet kvmcloud_host peers | grep -q '$A2'"
 check "ssh (22) from the server's address" from_srv 22
 check "ssh (22) from the other host" from_peer 22
 check "VNC (5901) from the server's address" from_srv 5901
@@ -146,4 +156,18 @@ check "the other table is still untouched" sim_exec $H1 nft list table ip kce2ef
 echo '{"deny": ["10.0.0.1; flush ruleset"]}' >"$KC_E2E_DATA/fw-bad.json"
 check_err "a bad policy is refused before it reaches the host" "not an IP address" \
 	kc host fw-apply $H1 "$KC_E2E_DATA/fw-bad.json"
+
+# A host that leaves the cluster leaves the others' @peers.
+check "host remove $H2" kc host remove $H2
+peer_gone() {
+	local i
+	for i in $(seq 1 50); do
+		! sim_exec $H1 nft list set inet kvmcloud_host peers | grep -q "$A2" && return 0
+		sleep 0.2
+	done
+	return 1
+}
+check "$A2 left $H1's @peers" peer_gone
+check "no migration (49160) from $H2 any more" not_from_peer 49160
+check "ssh (22) from $H2 still (not a peer rule)" from_peer 22
 finish

@@ -389,6 +389,8 @@ KC_TEST(hello_welcome_and_heartbeats_make_the_host_up)
 	struct srvtest_reply r = call("GET", "/api/v1/hosts/kclink-h1", S.token, NULL);
 	KC_CHECK(json_is_true(json_object_get(r.json, "connected")));
 	KC_CHECK_STREQ(json_string_value(json_object_get(r.json, "accel")), "tcg");
+	/* The address its link came from: the other hosts' firewall peer. */
+	KC_CHECK_STREQ(json_string_value(json_object_get(r.json, "address")), "127.0.0.1");
 	srvtest_reply_clear(&r);
 }
 
@@ -404,6 +406,9 @@ static void *api_thread(void *arg)
 	return NULL;
 }
 
+/* Network pushes the fake agents answered (host.firewall.peers, sg.apply). */
+static int pushes_seen;
+
 /* Answers one request from the server with `result` (or error code). */
 static bool answer(struct fake *f, const char *want_op, json_t *result, const char *error_code)
 {
@@ -417,6 +422,15 @@ static bool answer(struct fake *f, const char *want_op, json_t *result, const ch
 		const char *op = json_string_value(json_object_get(m, "op"));
 		if (t && strcmp(t, "endpoints") == 0)
 			continue; /* the server's list of endpoints, any time */
+		/* After a hello the server sends the host its firewall peers and
+		 * its security group ruleset (hostfw_push.h), by itself. */
+		if (t && strcmp(t, "request") == 0 && op && strcmp(op, want_op) != 0 &&
+		    (strcmp(op, "host.firewall.peers") == 0 || strcmp(op, "sg.apply") == 0)) {
+			pushes_seen++;
+			fake_send(f, json_pack("{s:i,s:s,s:O,s:{}}", "v", 1, "type", "response",
+					       "id", json_object_get(m, "id"), "result"));
+			continue;
+		}
 		if (!t || strcmp(t, "request") != 0 || !op || strcmp(op, want_op) != 0) {
 			kc_test_diag("unexpected message %s %s", t ? t : "?", op ? op : "?");
 			json_decref(result);
@@ -518,6 +532,8 @@ KC_TEST(api_requests_reach_the_agent_and_come_back)
 	KC_CHECK(json_is_true(json_object_get(vm, "managed")));
 	KC_CHECK(!json_object_get(vm, "host_reachable"));
 	srvtest_reply_clear(&r);
+	/* The hello was followed by the server's own pushes (peers first). */
+	KC_CHECK(pushes_seen >= 1);
 }
 
 KC_TEST(silence_makes_the_host_disconnected_then_down)
