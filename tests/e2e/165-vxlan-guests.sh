@@ -47,22 +47,6 @@ check "host $H1 is Up" wait_host $H1 Up 60
 check "host $H2 is Up" wait_host $H2 Up 60
 export SIMHOST
 
-log_of() { echo "$KC_E2E_DATA/agent-$1/console/$2.log"; }
-# gexec HOST VM COMMAND TAG: runs COMMAND on the guest's console, then
-# "echo TAG rc=$?"; succeeds when the guest printed "TAG rc=0" (only a
-# printed digit counts, never the echoed command line).
-gexec() {
-	local log
-	log=$(log_of "$1" "$2")
-	sim_console_run "$1" "$2" "$log" "$3; echo $4 rc=\$?" "$4 rc=[0-9]" 30 || return 1
-	grep -aq "$4 rc=0" "$log"
-}
-gexec_fails() {
-	local log
-	log=$(log_of "$1" "$2")
-	sim_console_run "$1" "$2" "$log" "$3; echo $4 rc=\$?" "$4 rc=[0-9]" 30 || return 1
-	! grep -aq "$4 rc=0" "$log"
-}
 # addr_of NET VM: the address the API allocated to VM on NET.
 addr_of() {
 	kc --json net-addresses "$1" | json_get "[a['ip'] for a in d['addresses'] if a['vm'] == '$2'][0]"

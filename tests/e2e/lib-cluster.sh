@@ -125,3 +125,22 @@ wait_host() {
 	return 1
 }
 vm_host() { kc --json vm list | json_get "[v['host'] for v in d['vms'] if v['name'] == '$1'][0]"; }
+
+# log_of HOST VM: the guest's serial log, as the host's agent writes it.
+log_of() { echo "$KC_E2E_DATA/agent-$1/console/$2.log"; }
+# gexec HOST VM COMMAND TAG: runs COMMAND on the guest's console, then
+# "echo TAG rc=$?"; succeeds when the guest printed "TAG rc=0".  Only a
+# printed digit counts, never the echoed command line.
+gexec() {
+	local log
+	log=$(log_of "$1" "$2")
+	sim_console_run "$1" "$2" "$log" "$3; echo $4 rc=\$?" "$4 rc=[0-9]" 30 || return 1
+	grep -aq "$4 rc=0" "$log"
+}
+# gexec_fails HOST VM COMMAND TAG: the guest printed "TAG rc=N", N not 0.
+gexec_fails() {
+	local log
+	log=$(log_of "$1" "$2")
+	sim_console_run "$1" "$2" "$log" "$3; echo $4 rc=\$?" "$4 rc=[0-9]" 30 || return 1
+	! grep -aq "$4 rc=0" "$log"
+}
