@@ -32,6 +32,7 @@
 #include "volumes.h"
 #include "db_vm_list.h"
 #include "gnet_host.h"
+#include "db_secgroups.h"
 #include "ipam.h"
 #include "vm_sg.h"
 
@@ -703,11 +704,15 @@ int kc_vm_op_delete(struct kc_server *srv, const char *name, bool keep, bool sna
 	}
 	/* Its addresses go with the record (ON DELETE CASCADE); its static
 	 * DHCP entries on the host go first. */
-	_cleanup_json_ json_t *vrow = NULL;
+	_cleanup_json_ json_t *vrow = NULL, *groups = NULL;
 	if (kc_db_vm_get(srv->db, name, &vrow, NULL) == 0)
 		kc_gnet_release_vm(srv, vm_host(srv, vrow), name);
+	/* Its groups go with the record too: read them for the push below. */
+	if (kc_db_vm_sg_list(srv->db, name, &groups, NULL) < 0)
+		groups = NULL;
 	if (kc_db_vm_delete(srv->db, name, err) < 0)
 		return -1;
+	kc_vm_sg_after_delete(srv, vrow ? vm_host(srv, vrow) : NULL, groups);
 	*ret = json_pack("{s:s,s:b}", "deleted", name, "disks_deleted", disks_deleted);
 	return *ret ? 0 : kc_error_set(err, KC_ERR_INTERNAL, "out of memory");
 }

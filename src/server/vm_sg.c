@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "vm_sg.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "cleanup.h"
@@ -106,4 +107,15 @@ int kc_vm_sg_attach_new(struct kc_server *srv, const char *vm, const char *host,
 				vm, host, json_string_value(json_object_get(g, "error")));
 	}
 	return 0;
+}
+
+void kc_vm_sg_after_delete(struct kc_server *srv, const char *host, const json_t *groups)
+{
+	struct kc_error e = {0};
+	if (json_array_size(groups) == 0)
+		return;
+	_cleanup_json_ json_t *hosts = kc_vm_sg_hosts(srv->db, groups, host, &e);
+	_cleanup_json_ json_t *pushed = hosts ? kc_sg_push_hosts(srv, hosts) : NULL;
+	if (!hosts)
+		fprintf(stderr, "security groups: after a VM delete: %s\n", e.message);
 }

@@ -35,3 +35,10 @@ json_t *kc_vm_sg_hosts(struct kc_db *db, const json_t *groups, const char *also,
  * NIC is moved to the hybrid plug first (docs/networking.md). */
 int kc_vm_sg_attach_new(struct kc_server *srv, const char *vm, const char *host,
 			const json_t *groups, struct kc_error *err);
+
+/* After VM `vm` (on `host`, may be NULL) was deleted with `groups` (its
+ * group names, read before): the hosts whose rules named it get their
+ * rulesets again, so that its address leaves remote-group rules before it
+ * is handed to another VM.  Never fails (a host that is down converges at
+ * its next hello). */
+void kc_vm_sg_after_delete(struct kc_server *srv, const char *host, const json_t *groups);
